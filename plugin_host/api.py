@@ -1,0 +1,54 @@
+"""Use methods from Python::
+
+    import plugin_host
+    gatys = plugin_host.load_method("gatys", device="cpu", seed=0)
+    out = gatys("photo.jpg", style="painting.jpg", iterations=200)   # a PIL image
+    tensor = gatys(content_tensor, style=[s1, s2], style_blend=[0.7, 0.3], max_size=256)
+
+Images may be paths, PIL images or ``(1, 3, H, W)`` tensors in 0..1. The result has the
+content's type: a PIL image for paths and PIL images (alpha restored), a tensor for tensors.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .runner import Result, Session
+
+
+class MethodHandle:
+    """A loaded method bound to a :class:`~plugin_host.runner.Session` (models stay warm between calls)."""
+
+    def __init__(self, session: Session, name: str) -> None:
+        self.session = session
+        self.method = session.method(name)
+
+    def __call__(self, content: Any, progress: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
+        images: dict[str, Any] = {self.method.content_input.name: content}
+        blend: dict[str, Sequence[float]] = {}
+        for spec in self.method.inputs:
+            if spec.role == "content" or spec.name not in kwargs:
+                continue
+            value = kwargs.pop(spec.name)
+            images[spec.name] = list(value) if isinstance(value, (list, tuple)) else (
+                [value] if spec.multiple else value)
+            if spec.weighted and f"{spec.name}_blend" in kwargs:
+                blend[spec.name] = kwargs.pop(f"{spec.name}_blend")
+        result = self.session.run(self.method.name, images, kwargs, blend, progress=progress, cancel=cancel)
+        return self._convert(content, result)
+
+    @staticmethod
+    def _convert(content: Any, result: Result) -> Any:
+        import torch
+
+        if isinstance(content, torch.Tensor):
+            return result.rgb if content.dim() == 4 else result.rgb[0]
+        return result.to_pil()
+
+
+def load_method(name: str, device: str = "auto", seed: int | None = None,
+                session: Session | None = None) -> MethodHandle:
+    """Find the method ``name`` among the installed plugins and bind it to a device.
+
+    :raises plugin_host.errors.MethodNotFound: with a did-you-mean when no plugin provides it.
+    """
+    return MethodHandle(session or Session(device=device, seed=seed), name)

@@ -1,0 +1,387 @@
+"""The ``plugin_host`` command: list, info, run, train, weights, and plugin-contributed commands.
+
+``run METHOD`` and ``train METHOD`` get one typed flag per declared parameter, generated from
+the method's schema, so ``plugin_host run gatys --help`` documents exactly that method.
+Torch is imported only once a command needs it, so ``--help`` and ``list`` answer quickly.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .errors import Cancelled, ExitCode, PluginHostError
+from .method import Method
+from .plugins import Registry, load_registry
+from .progress import CancelToken, make_progress
+from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+# -- parser generation ---------------------------------------------------------------------
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _param_help(param: Param, registry: Registry) -> str:
+    allowed = param.describe_allowed()
+    if isinstance(param, ModelParam):
+        allowed = ", ".join(registry.model_names().get(param.model_kind, [])) or "none installed"
+    parts = [param.help.rstrip(".")] if param.help else []
+    if allowed:
+        parts.append(allowed)
+    if param.default not in (None, ""):
+        default = param.default
+        parts.append(f"default {','.join(map(str, default)) if isinstance(default, tuple) else default}")
+    return "; ".join(parts).replace("%", "%%")
+
+
+def add_schema_arguments(parser: argparse.ArgumentParser, schema: Schema, registry: Registry) -> None:
+    """One flag per parameter. Values stay text: :meth:`Schema.validate` does all coercion."""
+    group = parser.add_argument_group("method parameters")
+    for param in schema:
+        if isinstance(param, BoolParam):
+            group.add_argument(_flag(param.name), dest=param.name, default=None,
+                               action=argparse.BooleanOptionalAction, help=_param_help(param, registry))
+        else:
+            group.add_argument(_flag(param.name), dest=param.name, default=None, metavar=param.kind.upper(),
+                               help=_param_help(param, registry))
+
+
+def _add_input_arguments(parser: argparse.ArgumentParser, inputs: Sequence[ImageInput]) -> None:
+    for spec in inputs:
+        if spec.role == "content":
+            parser.add_argument(spec.name, nargs="+", type=Path,
+                                help=f"{spec.help or 'image(s) to process'} (files or folders)")
+            continue
+        parser.add_argument(_flag(spec.name), dest=spec.name, type=Path, action="append",
+                            required=spec.required, metavar="FILE",
+                            help=spec.help + (" (repeat for several)" if spec.multiple else ""))
+        if spec.weighted:
+            parser.add_argument(_flag(spec.name + "_blend"), dest=spec.name + "_blend", metavar="W,W,…",
+                                help=f"blend weights, one per {spec.name} image (normalised to sum 1)")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output and runtime")
+    group.add_argument("-o", "--output", type=Path,
+                       help="output file (one input) or folder (several); default: CONTENT-METHOD.png here")
+    group.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
+    group.add_argument("--bit-depth", choices=("auto", "8", "16"), default="auto",
+                       help="auto keeps the content's depth (16-bit needs .png or .tif)")
+    group.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    _add_runtime_options(group)
+
+
+def _add_runtime_options(group: Any) -> None:
+    from .devices import DEVICE_CHOICES
+
+    group.add_argument("--device", default="auto", help=f"{'|'.join(DEVICE_CHOICES)} (default auto)")
+    group.add_argument("--seed", type=int, help="seed for bit-identical results on the CPU")
+    group.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                       help="bar (terminal), json (one event per line on stderr) or none")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress and no messages")
+    group.add_argument("--max-pixels", type=int, help="largest input in pixels (default 100 million)")
+
+
+def build_parser(registry: Registry) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plugin_host", description="Neural style filters from the command line.")
+    parser.add_argument("--version", action="version", version=f"plugin_host {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="installed methods, their plugins, and failed plugins")
+    listing.add_argument("--json", action="store_true")
+    info = commands.add_parser("info", help="a method's inputs and parameters")
+    info.add_argument("method")
+    info.add_argument("--json", action="store_true")
+
+    run = commands.add_parser("run", help="apply a method to images", description="Apply a method to images.")
+    run_methods = run.add_subparsers(dest="method", metavar="METHOD", required=True)
+    for name, entry in sorted(registry.methods.items()):
+        method = entry.method
+        sub = run_methods.add_parser(name, help=method.title, description=method.description)
+        _add_input_arguments(sub, method.inputs)
+        add_schema_arguments(sub, method.schema, registry)
+        _add_run_options(sub)
+
+    train = commands.add_parser("train", help="train a model for a method")
+    train_methods = train.add_subparsers(dest="method", metavar="METHOD", required=True)
+    for name, entry in sorted(registry.methods.items()):
+        if entry.method.can_train:
+            sub = train_methods.add_parser(name, help=entry.method.title)
+            add_schema_arguments(sub, entry.method.train_schema, registry)
+            _add_runtime_options(sub.add_argument_group("runtime"))
+
+    weights = commands.add_parser("weights", help="list, fetch, verify or import weights files")
+    weights_cmds = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    wl = weights_cmds.add_parser("list", help="registered weights and where they are")
+    wl.add_argument("--json", action="store_true")
+    wf = weights_cmds.add_parser("fetch", help="download (or build) weights into the cache")
+    wf.add_argument("names", nargs="+")
+    wf.add_argument("-q", "--quiet", action="store_true")
+    wv = weights_cmds.add_parser("verify", help="check installed files against their digests")
+    wv.add_argument("names", nargs="*")
+    wi = weights_cmds.add_parser("import", help="copy a file you obtained yourself into the cache")
+    wi.add_argument("path", type=Path)
+    wi.add_argument("--name", help="registry name, if the digest is not known in advance")
+
+    for command in registry.commands.values():
+        sub = commands.add_parser(command.name, help=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(plugin_handler=command.handler)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------
+
+def cmd_list(args: argparse.Namespace, registry: Registry) -> int:
+    rows = [{"method": name, "title": e.method.title, "plugin": e.plugin.name,
+             "distribution": e.plugin.distribution, "version": e.plugin.version,
+             "can_train": e.method.can_train, "status": "ok"}
+            for name, e in sorted(registry.methods.items())]
+    failures = [f.to_json() for f in registry.failures]
+    if args.json:
+        print(json.dumps({"methods": rows, "failures": failures}, indent=2))
+        return ExitCode.OK
+    width = max([len(r["method"]) for r in rows] + [6])
+    for row in rows:
+        origin = f"{row['plugin']} ({row['distribution']} {row['version']})" if row["distribution"] else row["plugin"]
+        train = ", trains" if row["can_train"] else ""
+        print(f"{row['method']:<{width}}  {row['title']}  [{origin}{train}]  {row['status']}")
+    if not rows:
+        print("no methods installed")
+    for failure in registry.failures:
+        print(f"FAILED {failure.plugin}: {failure.reason}")
+    return ExitCode.OK
+
+
+def cmd_info(args: argparse.Namespace, registry: Registry) -> int:
+    method = registry.method(args.method)
+    described = method.to_json()
+    for param in described["params"]:
+        if param["kind"] == "model":
+            param["choices"] = registry.model_names().get(param["model_kind"], [])
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return ExitCode.OK
+    print(f"{method.name}: {method.title}\n\n{method.description}\n\ninputs:")
+    for spec in method.inputs:
+        flags = ", ".join(k for k in ("required", "multiple", "weighted") if getattr(spec, k))
+        print(f"  {spec.name:<20} {spec.role} ({flags}) {spec.help}")
+    print("parameters:")
+    for param in method.schema:
+        print(f"  {_flag(param.name):<24} {param.kind:<7} {_param_help(param, registry).replace('%%', '%')}")
+    return ExitCode.OK
+
+
+def expand_inputs(paths: Sequence[Path]) -> list[Path]:
+    """Files as given; folders become their image files, sorted."""
+    from .errors import InputImageError
+
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise InputImageError(f"no such file or folder: {str(path)!r}")
+    if not found:
+        raise InputImageError("no input images found", hint="give image files or folders containing them")
+    return found
+
+
+def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
+    from .imaging.io import ensure_not_overwriting, save_image
+    from .runner import Session, output_path_for
+
+    session = Session(registry, device=args.device, seed=args.seed, max_pixels=args.max_pixels)
+    method = session.method(args.method)
+    raw = {p.name: getattr(args, p.name) for p in method.schema}
+    params = session.validate(method, raw)
+    contents = expand_inputs(getattr(args, method.content_input.name))
+    extra = {s.name: getattr(args, s.name) for s in method.inputs if s.role != "content"}
+    blends = {s.name: _parse_blend(getattr(args, s.name + "_blend"), s.name)
+              for s in method.inputs if s.weighted and getattr(args, s.name + "_blend", None)}
+    outputs = _plan_outputs(contents, args.output, method.name)
+    every_input = contents + [p for v in extra.values() if v for p in v]
+    for out in outputs:
+        ensure_not_overwriting(out, every_input, args.overwrite)
+    progress = make_progress("none" if args.quiet else args.progress)
+    for content, out in zip(contents, outputs):
+        images = {method.content_input.name: content, **{k: v for k, v in extra.items() if v}}
+        result = session.run(method.name, images, validated=params, blend_weights=blends,
+                             progress=progress, cancel=cancel)
+        depth = result.bit_depth if args.bit_depth == "auto" else int(args.bit_depth)
+        if depth == 16 and out.suffix.lower() not in (".png", ".tif", ".tiff"):
+            depth = 8
+        save_image(out, result.rgb, result.alpha, bit_depth=depth, quality=args.quality)
+        if not args.quiet:
+            print(out)
+    return ExitCode.OK
+
+
+def _parse_blend(text: str | None, name: str) -> list[float] | None:
+    if not text:
+        return None
+    from .schema import FloatParam, ListParam
+
+    return list(ListParam(f"{name}_blend", item=FloatParam("w", min=0)).coerce(text))
+
+
+def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> list[Path]:
+    from .errors import InputImageError
+
+    if len(contents) == 1 and output is not None and not output.is_dir():
+        return [output]
+    folder = output or Path.cwd()
+    if len(contents) > 1 and output is not None and output.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputImageError(f"{len(contents)} inputs but -o names one file ({output})",
+                              hint="give -o a folder for several inputs")
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs = [output_path_for(c, folder, method) for c in contents]
+    if len(set(outputs)) != len(outputs):
+        raise InputImageError("two inputs have the same file name and would write the same output",
+                              hint="run them separately or rename one")
+    return outputs
+
+
+def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
+    from .runner import Session
+
+    session = Session(registry, device=args.device, seed=args.seed)
+    method = session.method(args.method)
+    params = method.train_schema.validate({p.name: getattr(args, p.name) for p in method.train_schema},
+                                          models=registry.model_names())
+    ctx = session.context
+    ctx.progress = make_progress("none" if args.quiet else args.progress)
+    ctx.cancel = cancel
+    result = method.resolve_train()(params, ctx)
+    ctx.progress.close()
+    if result is not None and not args.quiet:
+        print(result)
+    return ExitCode.OK
+
+
+def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
+    from .weights.store import WeightsStore
+
+    store = WeightsStore(registry.weights)
+    action = args.weights_command
+    if action == "list":
+        rows = store.status()
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            for row in rows:
+                print(f"{row['name']:<24} {row['model_kind']:<14} {row['location']}")
+        return ExitCode.OK
+    if action == "fetch":
+        progress = make_progress("none" if args.quiet else "bar")
+        for name in args.names:
+            path = store.path(name, fetch=True, progress=progress, cancel=cancel)
+            progress.close()
+            print(f"{name}: {path}")
+        return ExitCode.OK
+    if action == "verify":
+        results = store.verify(args.names or None)
+        bad = 0
+        for item in results:
+            print(f"{item.name:<24} {item.status:<11} {item.path or ''} {item.detail or ''}".rstrip())
+            bad += item.status == "bad-digest" or (bool(args.names) and item.status == "missing")
+        return ExitCode.USAGE if bad else ExitCode.OK
+    entry = store.import_file(args.path, name=args.name)
+    print(f"imported {args.path} as {entry.name}")
+    return ExitCode.OK
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> int:
+    registry = load_registry()
+    for failure in registry.failures:
+        print(f"warning: plugin {failure.plugin} failed: {failure.reason}", file=sys.stderr)
+    parser = build_parser(registry)
+    args = parser.parse_args(argv)
+    cancel = CancelToken()
+    handlers: dict[str, Callable[[], int]] = {
+        "list": lambda: cmd_list(args, registry),
+        "info": lambda: cmd_info(args, registry),
+        "run": lambda: cmd_run(args, registry, cancel),
+        "train": lambda: cmd_train(args, registry, cancel),
+        "weights": lambda: cmd_weights(args, registry, cancel),
+    }
+    handler = handlers.get(args.command) or (lambda: args.plugin_handler(args))
+    with _cancel_on_signals(cancel):
+        return _guarded(handler, registry, getattr(args, "method", None))
+
+
+def _guarded(handler: Callable[[], int], registry: Registry, method: str | None) -> int:
+    """Map outcomes to exit codes: user errors and cancels print one line, bugs get a log file."""
+    try:
+        return int(handler())
+    except PluginHostError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return ExitCode.USAGE
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled: no partial output was written", file=sys.stderr)
+        return ExitCode.CANCELLED
+    except Exception as err:
+        if os.environ.get("PLUGIN_HOST_DEBUG"):
+            raise
+        culprit = "plugin_host"
+        if method and method in registry.methods:
+            info = registry.methods[method].plugin
+            culprit = f"plugin {info.name} ({info.distribution or '?'} {info.version or '?'})"
+        log = _write_log(traceback.format_exc())
+        print(f"internal error in {culprit}: {type(err).__name__}: {err}\n"
+              f"  the traceback is in {log}; set PLUGIN_HOST_DEBUG=1 to see it here", file=sys.stderr)
+        return ExitCode.INTERNAL
+
+
+def _write_log(text: str) -> Path:
+    import tempfile
+
+    import platformdirs
+
+    folder = Path(platformdirs.user_log_dir("plugin_host"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    path = folder / "last-error.log"
+    path.write_text(text)
+    return path
+
+
+class _cancel_on_signals:
+    """First Ctrl-C or SIGTERM asks the run to stop at its next check; a second one interrupts at once."""
+
+    def __init__(self, token: CancelToken) -> None:
+        self.token = token
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.token.cancelled:
+            raise KeyboardInterrupt
+        self.token.cancel()
+
+    def __enter__(self) -> "_cancel_on_signals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a server worker)
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous)

@@ -1,0 +1,113 @@
+"""The context the host hands to a method's ``run`` and ``train``: device, seed, progress, cancel, weights.
+
+Methods never choose a device, print, or find files themselves; they ask the context. One
+context may serve many runs (batch mode, the server), so models loaded through it stay warm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from .progress import CancelToken, Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from .encoders.vgg import VGGEncoder
+    from .plugins import Registry
+    from .weights.store import WeightsStore
+
+
+class ModelCache:
+    """Keeps loaded models (and the state dicts they came from) between runs, keyed by the caller."""
+
+    def __init__(self) -> None:
+        self._items: dict[Any, Any] = {}
+
+    def get(self, key: Any, create: Callable[[], Any]) -> Any:
+        if key not in self._items:
+            self._items[key] = create()
+        return self._items[key]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+@dataclass
+class RunContext:
+    """What a method may use while it runs.
+
+    :ivar device: where tensors live; inputs arrive there already.
+    :ivar dtype: floating type for computation (float32 unless the user asked otherwise).
+    :ivar seed: ``None`` for nondeterministic runs; :meth:`generator` is seeded from it.
+    :ivar progress: report ``stage(name, total)`` / ``advance()`` / ``preview(path)``.
+    :ivar cancel: call ``cancel.raise_if_cancelled()`` between steps.
+    :ivar weights: resolves registry names to verified files (fetching when allowed).
+    :ivar preview_dir: where a method may write intermediate images (``None``: don't).
+    """
+
+    device: "torch.device"
+    weights: "WeightsStore"
+    registry: "Registry"
+    dtype: "torch.dtype | None" = None
+    seed: int | None = None
+    progress: Progress = field(default_factory=Progress)
+    cancel: CancelToken = field(default_factory=CancelToken)
+    preview_dir: Path | None = None
+    preview_prefix: str = "preview"
+    cache: ModelCache = field(default_factory=ModelCache)
+
+    def __post_init__(self) -> None:
+        if self.dtype is None:
+            import torch
+
+            self.dtype = torch.float32
+
+    def generator(self, offset: int = 0) -> "torch.Generator":
+        """A CPU generator seeded from ``seed`` (+ ``offset``), or randomly when no seed was given."""
+        import torch
+
+        gen = torch.Generator()
+        if self.seed is None:
+            gen.seed()
+        else:
+            gen.manual_seed(self.seed + offset)
+        return gen
+
+    def save_preview(self, image: "torch.Tensor", step: int) -> Path | None:
+        """Write an intermediate ``(1, 3, H, W)`` image next to the output and announce it; no-op without ``preview_dir``."""
+        if self.preview_dir is None:
+            return None
+        from .imaging.io import save_image
+
+        path = Path(self.preview_dir) / f"{self.preview_prefix}-{step:05d}.png"
+        save_image(path, image.detach().float().clamp(0, 1).cpu())
+        self.progress.preview(str(path))
+        return path
+
+    def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max") -> "VGGEncoder":
+        """A frozen VGG encoder from the weights entry ``name``, computing only ``layers``.
+
+        The file is verified once per process; encoders are cached per (name, layers, pooling).
+        """
+        from .encoders.vgg import build_encoder
+        from .errors import WeightsError
+        from .weights.checkpoint import load_state_dict
+
+        entry = self.registry.weights.get(name)
+        if entry is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.registry.weights), n=1)
+            raise WeightsError(f"no weights entry named {name!r}",
+                               hint=f"did you mean {close[0]!r}?" if close else "see `plugin_host weights list`")
+        layers = tuple(sorted(set(layers)))
+
+        def create() -> "VGGEncoder":
+            state = self.cache.get(("state", name), lambda: load_state_dict(self.weights.path(
+                name, progress=self.progress, cancel=self.cancel)))
+            return build_encoder(entry.architecture, state, entry.input_convention, layers,
+                                 pooling=pooling, device=self.device, dtype=self.dtype)
+
+        return self.cache.get(("encoder", name, layers, pooling, str(self.device), str(self.dtype)), create)

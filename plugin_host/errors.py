@@ -1,0 +1,80 @@
+"""Errors a user can fix, and the exit codes the CLI maps them to.
+
+A :class:`PluginHostError` carries a message that names the problem *and* the fix; front
+ends print it without a traceback. Anything else escaping a method is a bug.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the ``plugin_host`` command."""
+
+    OK = 0
+    #: An error the user can fix (bad parameter, unreadable image, missing weights).
+    USAGE = 2
+    #: A bug: an unexpected exception in the host or a plugin. The traceback goes to a log file.
+    INTERNAL = 3
+    #: Ctrl-C, SIGTERM or a cancel request; no partial output was written.
+    CANCELLED = 130
+
+
+class PluginHostError(Exception):
+    """An error the user can fix. ``str(err)`` says what is wrong and what to do."""
+
+    kind = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+    def to_json(self) -> dict:
+        return {"error": self.message, "kind": self.kind, "hint": self.hint}
+
+
+class ParameterError(PluginHostError):
+    """A parameter value is unknown, of the wrong type or out of range."""
+
+    kind = "parameter"
+
+    def __init__(self, name: str, message: str, hint: str | None = None) -> None:
+        super().__init__(f"parameter {name!r}: {message}", hint)
+        self.name = name
+
+
+class InputImageError(PluginHostError):
+    """An input image cannot be read, is too large, or would be overwritten."""
+
+    kind = "input"
+
+
+class WeightsError(PluginHostError):
+    """A weights file is missing, fails verification, or has the wrong layout."""
+
+    kind = "weights"
+
+
+class MethodNotFound(PluginHostError):
+    kind = "method"
+
+
+class PluginError(PluginHostError):
+    """A plugin failed to load or registered something invalid."""
+
+    kind = "plugin"
+
+    def __init__(self, plugin: str, reason: str, distribution: str | None = None,
+                 version: str | None = None) -> None:
+        where = f"{distribution} {version}" if distribution else plugin
+        super().__init__(f"plugin {plugin!r} ({where}): {reason}")
+        self.plugin, self.reason = plugin, reason
+        self.distribution, self.version = distribution, version
+
+
+class Cancelled(Exception):
+    """Raised inside a run when the user cancelled it. Not a PluginHostError: it is not a fault."""

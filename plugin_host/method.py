@@ -1,0 +1,120 @@
+"""What a plugin registers: a :class:`Method` (a style filter) and a :class:`Command` (a CLI subcommand).
+
+Registration stays cheap: ``run`` and ``train`` may be given as ``"module:function"`` strings,
+imported only when the method is used, so ``plugin_host list`` never imports torch.
+"""
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .schema import ImageInput, Schema
+
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+#: Option names the host's own run options use; a parameter may not take them.
+RESERVED_NAMES = frozenset({"output", "output_dir", "overwrite", "device", "seed", "quiet", "progress",
+                            "bit_depth", "quality", "max_pixels", "help", "method", "json"})
+
+
+@dataclass(frozen=True)
+class Method:
+    """A style method.
+
+    :param name: short id used on the command line (``gatys``); lower case, digits, ``-`` and ``_``.
+    :param title: human name shown in menus ("Neural Style (Gatys)").
+    :param description: one paragraph on what it does and when to use it.
+    :param inputs: the images it reads; exactly one has role ``content``.
+    :param schema: its parameters.
+    :param run: ``run(inputs, params, ctx) -> Tensor`` or ``"module:function"`` naming it.
+        ``inputs`` maps each input name to a ``(1, 3, H, W)`` float tensor in 0..1 RGB on
+        ``ctx.device`` (a list of them for ``multiple`` inputs); it returns ``(1, 3, H', W')`` in 0..1.
+    :param weights: names of weights entries it may need (for ``weights fetch``/docs).
+    :param train: ``train(params, ctx) -> Path`` or ``"module:function"``, for ``plugin_host
+        train METHOD``; ``None`` if it cannot train. ``train_schema`` declares its options.
+    """
+
+    name: str
+    title: str
+    description: str
+    inputs: tuple[ImageInput, ...]
+    schema: Schema
+    run: Callable[..., Any] | str
+    weights: tuple[str, ...] = ()
+    train: Callable[..., Any] | str | None = None
+    train_schema: Schema = field(default_factory=Schema)
+    menu: str = "Artistic"
+
+    @property
+    def can_train(self) -> bool:
+        return self.train is not None
+
+    def problems(self) -> list[str]:
+        """Reasons this declaration is invalid (empty when it is fine)."""
+        found = []
+        if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
+            found.append(f"name {self.name!r} must match {NAME_PATTERN.pattern}")
+        if not isinstance(self.schema, Schema):
+            found.append("schema must be a plugin_host.schema.Schema")
+        contents = [i for i in self.inputs if isinstance(i, ImageInput) and i.role == "content"]
+        if len(contents) != 1 or not all(isinstance(i, ImageInput) for i in self.inputs):
+            found.append("inputs must be ImageInput objects with exactly one of role 'content'")
+        for label, target in (("run", self.run), ("train", self.train)):
+            if target is None and label == "train":
+                continue
+            if not (callable(target) or isinstance(target, str) and re.match(r"^[\w.]+:[\w.]+$", target)):
+                found.append(f"{label} must be callable or a 'module:function' string, got {target!r}")
+        if isinstance(self.schema, Schema) and isinstance(self.inputs, tuple):
+            clash = {p.name for p in self.schema} & {i.name for i in self.inputs}
+            if clash:
+                found.append(f"names used for both an input and a parameter: {sorted(clash)}")
+            reserved = ({p.name for p in self.schema} | {i.name for i in self.inputs}) & RESERVED_NAMES
+            if reserved:
+                found.append(f"names reserved for the host's options: {sorted(reserved)}")
+        return found
+
+    def resolve_run(self) -> Callable[..., Any]:
+        return _resolve(self.run)
+
+    def resolve_train(self) -> Callable[..., Any]:
+        if self.train is None:
+            raise ValueError(f"method {self.name!r} cannot train")
+        return _resolve(self.train)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "description": self.description,
+                "menu": self.menu, "can_train": self.can_train, "weights": list(self.weights),
+                "inputs": [i.to_json() for i in self.inputs], "params": self.schema.to_json()}
+
+    @property
+    def content_input(self) -> ImageInput:
+        return next(i for i in self.inputs if i.role == "content")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A CLI subcommand a plugin adds (``plugin_host NAME …``).
+
+    :param add_arguments: receives the subcommand's ``argparse.ArgumentParser``.
+    :param handler: receives the parsed namespace; returns an exit code.
+    """
+
+    name: str
+    help: str
+    add_arguments: Callable[["argparse.ArgumentParser"], None]
+    handler: Callable[["argparse.Namespace"], int]
+    extra: dict = field(default_factory=dict)
+
+
+def _resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:
+    if callable(target):
+        return target
+    module_name, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj

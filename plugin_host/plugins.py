@@ -1,0 +1,232 @@
+"""Plugin discovery: entry points → pluggy → a :class:`Registry` of methods, weights and commands.
+
+Each entry point is loaded on its own, inside its own ``try``: a plugin that fails to import,
+misspells a hook, raises in a hook or registers something invalid becomes a
+:class:`PluginFailure` and the others keep working. Built-in methods come through the same
+entry-point group as third-party ones.
+
+Environment:
+    ``PLUGIN_HOST_DISABLE=a,b``     entry-point names not to load.
+    ``PLUGIN_HOST_TRACE_PLUGINS=1`` print every hook call and its result to stderr.
+"""
+from __future__ import annotations
+
+import importlib.metadata as metadata
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .errors import MethodNotFound, PluginError
+from .method import Command, Method
+from .weights.registry import WeightsEntry
+
+ENTRY_POINT_GROUP = "plugin_host"
+BUILTIN_COMMANDS = {"list", "info", "run", "train", "weights", "serve", "gimp"}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin, or one thing it registered, that could not be used."""
+
+    plugin: str
+    reason: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"plugin": self.plugin, "reason": self.reason,
+                "distribution": self.distribution, "version": self.version}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class RegisteredMethod:
+    method: Method
+    plugin: PluginInfo
+
+
+@dataclass
+class Registry:
+    """Everything the loaded plugins contributed."""
+
+    methods: dict[str, RegisteredMethod] = field(default_factory=dict)
+    weights: dict[str, WeightsEntry] = field(default_factory=dict)
+    weights_plugin: dict[str, PluginInfo] = field(default_factory=dict)
+    commands: dict[str, Command] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+    failures: list[PluginFailure] = field(default_factory=list)
+
+    def method(self, name: str) -> Method:
+        """The method called ``name``; :class:`MethodNotFound` with a did-you-mean otherwise."""
+        if name in self.methods:
+            return self.methods[name].method
+        import difflib
+
+        close = difflib.get_close_matches(name, list(self.methods), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "`plugin_host list` shows the installed methods"
+        failed = [f for f in self.failures if f.plugin == name]
+        if failed:
+            hint = f"the plugin providing it failed to load: {failed[0].reason}"
+        raise MethodNotFound(f"no method named {name!r}", hint)
+
+    def model_names(self) -> dict[str, list[str]]:
+        """Model kind → registered weights names, for :class:`~plugin_host.schema.ModelParam`."""
+        names: dict[str, list[str]] = {}
+        for entry in self.weights.values():
+            names.setdefault(entry.model_kind, []).append(entry.name)
+        return names
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """A fresh pluggy manager with our hookspecs and nothing registered."""
+    manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    manager.add_hookspecs(hookspecs)
+    if os.environ.get("PLUGIN_HOST_TRACE_PLUGINS"):
+        manager.trace.root.setwriter(lambda message: sys.stderr.write(message))
+        manager.enable_tracing()
+    return manager
+
+
+def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
+                  extra_plugins: Iterable[tuple[str, object]] = (),
+                  disabled: Iterable[str] | None = None) -> Registry:
+    """Discover plugins and collect what they register.
+
+    :param entry_points: defaults to the installed ``plugin_host`` group (tests pass fakes).
+    :param extra_plugins: ``(name, module_or_object)`` pairs registered as well, e.g. a
+        plugin defined in a test or a notebook.
+    :param disabled: names not to load; defaults to ``$PLUGIN_HOST_DISABLE``.
+    """
+    if entry_points is None:
+        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    if disabled is None:
+        disabled = [n.strip() for n in os.environ.get("PLUGIN_HOST_DISABLE", "").split(",") if n.strip()]
+    manager = get_plugin_manager()
+    registry = Registry()
+    infos: dict[str, PluginInfo] = {}
+    for name in disabled:
+        manager.set_blocked(name)
+
+    candidates: list[tuple[str, Callable[[], object], PluginInfo]] = []
+    for ep in sorted(entry_points, key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None)
+        candidates.append((ep.name, ep.load, info))
+    for name, plugin in extra_plugins:
+        candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None)))
+
+    for name, load, info in candidates:
+        if manager.is_blocked(name):
+            continue
+        try:
+            plugin = load()
+            manager.register(plugin, name=name)
+        except Exception as err:  # any import or validation error is this plugin's alone
+            registry.failures.append(_failure(info, f"failed to load: {_describe(err)}"))
+            continue
+        infos[name] = info
+        registry.plugins.append(info)
+
+    _drop_misspelt_hooks(manager, registry, infos)
+    _collect(manager.hook.register_methods, "register", registry, infos, _method_adder(registry))
+    _collect(manager.hook.register_weights, "register", registry, infos, _weights_adder(registry))
+    _collect(manager.hook.register_commands, "register", registry, infos, _command_adder(registry))
+    return registry
+
+
+def _drop_misspelt_hooks(manager: pluggy.PluginManager, registry: Registry,
+                         infos: dict[str, PluginInfo]) -> None:
+    """Turn a hookimpl with no matching spec into that plugin's failure and unregister it."""
+    while True:
+        try:
+            manager.check_pending()
+            return
+        except pluggy.PluginValidationError as err:
+            name = manager.get_name(err.plugin)
+            info = infos.pop(name, PluginInfo(str(name), None, None))
+            registry.plugins.remove(info) if info in registry.plugins else None
+            registry.failures.append(_failure(info, f"unknown hook: {err}"))
+            manager.unregister(err.plugin)
+
+
+def _collect(hook: Any, argname: str, registry: Registry, infos: dict[str, PluginInfo],
+             add: Callable[[Any, PluginInfo], None]) -> None:
+    """Call each implementation of a collection hook alone, so errors are attributed."""
+    for impl in hook.get_hookimpls():
+        info = infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, None, None))
+
+        def register(item: Any, _info: PluginInfo = info) -> None:
+            add(item, _info)
+
+        kwargs = {argname: register} if argname in impl.argnames else {}
+        try:
+            impl.function(**kwargs)
+        except PluginError as err:
+            registry.failures.append(_failure(info, err.reason))
+        except Exception as err:
+            registry.failures.append(_failure(info, f"{hook.name} raised {_describe(err)}"))
+
+
+def _method_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
+    def add(method: Any, info: PluginInfo) -> None:
+        if not isinstance(method, Method):
+            _reject(registry, info, f"register_methods got {type(method).__name__}, expected plugin_host.Method")
+            return
+        problems = method.problems()
+        if method.name in registry.methods:
+            owner = registry.methods[method.name].plugin.name
+            problems.append(f"method name {method.name!r} is already registered by plugin {owner!r}")
+        if problems:
+            _reject(registry, info, f"invalid method {method.name!r}: " + "; ".join(problems))
+            return
+        registry.methods[method.name] = RegisteredMethod(method, info)
+    return add
+
+
+def _weights_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
+    def add(entry: Any, info: PluginInfo) -> None:
+        if not isinstance(entry, WeightsEntry):
+            _reject(registry, info, f"register_weights got {type(entry).__name__}, expected WeightsEntry")
+            return
+        problems = entry.problems()
+        if entry.name in registry.weights:
+            problems.append(f"weights name {entry.name!r} is already registered")
+        if problems:
+            _reject(registry, info, f"invalid weights entry {entry.name!r}: " + "; ".join(problems))
+            return
+        registry.weights[entry.name] = entry
+        registry.weights_plugin[entry.name] = info
+    return add
+
+
+def _command_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
+    def add(command: Any, info: PluginInfo) -> None:
+        if not isinstance(command, Command):
+            _reject(registry, info, f"register_commands got {type(command).__name__}, expected Command")
+        elif command.name in BUILTIN_COMMANDS or command.name in registry.commands:
+            _reject(registry, info, f"command name {command.name!r} is already taken")
+        else:
+            registry.commands[command.name] = command
+    return add
+
+
+def _reject(registry: Registry, info: PluginInfo, reason: str) -> None:
+    registry.failures.append(_failure(info, reason))
+
+
+def _failure(info: PluginInfo, reason: str) -> PluginFailure:
+    return PluginFailure(info.name, reason, info.distribution, info.version)
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"

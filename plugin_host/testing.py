@@ -1,0 +1,103 @@
+"""Conformance checks for method plugins, shipped as a pytest plugin (entry point ``pytest11``).
+
+Subclass :class:`MethodConformance` in your plugin's tests and set ``method_name`` and a
+cheap ``params`` configuration; pytest then checks that your method declares a sound
+schema, runs on a small image on the CPU, reports progress, honours cancel and is
+deterministic with a seed::
+
+    from plugin_host.testing import MethodConformance
+
+    class TestMyMethod(MethodConformance):
+        method_name = "my-method"
+        params = {"iterations": 2}
+
+Importing this module does not import torch; the checks do.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import pytest
+
+
+class MethodConformance:
+    """Checks every method must pass. Override ``images()`` if your method needs other inputs."""
+
+    method_name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Any]] = {}
+    size: ClassVar[tuple[int, int]] = (40, 56)
+    #: Methods that cannot be bit-identical on the CPU (none should) may turn this off.
+    deterministic: ClassVar[bool] = True
+
+    @pytest.fixture
+    def session(self):
+        from plugin_host.runner import Session
+
+        return Session(device="cpu", seed=0)
+
+    def images(self, method) -> dict[str, Any]:
+        import torch
+
+        gen = torch.Generator().manual_seed(1)
+        height, width = self.size
+        images: dict[str, Any] = {}
+        for spec in method.inputs:
+            if not spec.required and spec.role != "content":
+                continue
+            image = torch.rand((1, 3, height, width), generator=gen)
+            images[spec.name] = [image] if spec.multiple else image
+        return images
+
+    def test_schema_round_trips_through_json(self, session):
+        method = session.method(self.method_name)
+        described = json.loads(json.dumps(method.to_json()))
+        assert described["name"] == self.method_name
+        raw = {p["name"]: p["default"] for p in described["params"]}
+        assert session.validate(method, raw) == session.validate(method, {})
+
+    def test_defaults_and_test_params_validate(self, session):
+        method = session.method(self.method_name)
+        session.validate(method, {})
+        session.validate(method, self.params)
+
+    def test_runs_on_a_small_image(self, session):
+        import torch
+
+        from plugin_host.progress import Progress
+
+        class Counting(Progress):
+            steps = 0
+
+            def _on_advance(self, n, info):
+                Counting.steps += n
+
+        method = session.method(self.method_name)
+        result = session.run(self.method_name, self.images(method), self.params, progress=Counting())
+        assert result.rgb.dim() == 4 and result.rgb.shape[:2] == (1, 3)
+        assert torch.isfinite(result.rgb).all() and 0 <= float(result.rgb.min()) <= float(result.rgb.max()) <= 1
+        assert Counting.steps > 0, "the method reported no progress"
+
+    def test_honours_cancel(self, session):
+        from plugin_host.errors import Cancelled
+        from plugin_host.progress import CancelToken
+
+        token = CancelToken()
+        token.cancel()
+        method = session.method(self.method_name)
+        with pytest.raises(Cancelled):
+            session.run(self.method_name, self.images(method), self.params, cancel=token)
+
+    def test_deterministic_with_a_seed(self):
+        import torch
+
+        from plugin_host.runner import Session
+
+        if not self.deterministic:
+            pytest.skip("declared non-deterministic")
+        outputs = []
+        for _ in range(2):
+            session = Session(device="cpu", seed=123)
+            method = session.method(self.method_name)
+            outputs.append(session.run(self.method_name, self.images(method), self.params).rgb)
+        assert torch.equal(outputs[0], outputs[1])

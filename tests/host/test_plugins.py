@@ -1,0 +1,116 @@
+"""Discovery: entry points are faked (nothing is installed); failures stay with their plugin."""
+import importlib.metadata as md
+import sys
+import types
+
+import pytest
+
+from plugin_host import Command, Method, hookimpl
+from plugin_host.errors import MethodNotFound
+from plugin_host.schema import FloatParam, ImageInput, Schema
+from plugin_host.weights.registry import UrlSource, WeightsEntry
+
+
+def make_method(name="toy", **changes):
+    fields = dict(name=name, title="Toy", description="d", inputs=(ImageInput("content"),),
+                  schema=Schema((FloatParam("strength", default=0.5, min=0, max=1),)), run="toy_mod:run")
+    fields.update(changes)
+    return Method(**fields)
+
+
+def module(name, **hooks):
+    mod = types.ModuleType(name)
+    for hook_name, fn in hooks.items():
+        setattr(mod, hook_name, hookimpl(fn))
+    return mod
+
+
+def entry_point(name, value):
+    return md.EntryPoint(name=name, value=value, group="plugin_host")
+
+
+@pytest.fixture
+def fake_modules(monkeypatch):
+    def install(name, mod):
+        monkeypatch.setitem(sys.modules, name, mod)
+    return install
+
+
+def test_good_plugin_registers_methods_weights_and_commands(make_registry):
+    entry = WeightsEntry("toy-w", "toy.pth", "encoder", "vgg16", "raw", UrlSource("file:///x"), None)
+    plugin = module("good",
+                    register_methods=lambda register: register(make_method()),
+                    register_weights=lambda register: register(entry),
+                    register_commands=lambda register: register(Command("toy-eval", "h", lambda p: None,
+                                                                        lambda a: 0)))
+    registry = make_registry(plugin)
+    assert registry.method("toy").title == "Toy"
+    assert registry.weights["toy-w"] is entry and "toy-eval" in registry.commands
+    assert registry.model_names() == {"encoder": ["toy-w"]} and not registry.failures
+
+
+def test_broken_plugins_are_reported_and_do_not_break_others(make_registry, fake_modules):
+    fake_modules("ok_plugin", module("ok_plugin", register_methods=lambda register: register(make_method("ok"))))
+
+    def boom(register):
+        raise RuntimeError("kaboom")
+
+    fake_modules("raising_plugin", module("raising_plugin", register_methods=boom))
+    misspelt = types.ModuleType("misspelt_plugin")
+    misspelt.register_method = hookimpl(lambda register: None)  # missing 's'
+    fake_modules("misspelt_plugin", misspelt)
+    fake_modules("invalid_plugin", module("invalid_plugin", register_methods=lambda register: (
+        register(make_method("Bad Name")), register(make_method("fine")), register("not a method"))))
+    fake_modules("dup_plugin", module("dup_plugin", register_methods=lambda register: register(make_method("ok"))))
+
+    registry = make_registry(entry_points=[
+        entry_point("missing", "no_such_module_for_plugin_host_tests"),
+        entry_point("ok", "ok_plugin"), entry_point("raising", "raising_plugin"),
+        entry_point("misspelt", "misspelt_plugin"), entry_point("invalid", "invalid_plugin"),
+        entry_point("zdup", "dup_plugin"),
+    ])
+    assert sorted(registry.methods) == ["fine", "ok"]
+    reasons = {f.plugin: [] for f in registry.failures}
+    for failure in registry.failures:
+        reasons[failure.plugin].append(failure.reason)
+    assert "ModuleNotFoundError" in reasons["missing"][0]
+    assert "kaboom" in reasons["raising"][0]
+    assert "register_method" in reasons["misspelt"][0]
+    assert any("Bad Name" in r for r in reasons["invalid"]) and any("str" in r for r in reasons["invalid"])
+    assert "already registered by plugin 'ok'" in reasons["zdup"][0]
+
+
+def test_disabled_plugins_are_not_loaded(make_registry, fake_modules):
+    fake_modules("ok_plugin", module("ok_plugin", register_methods=lambda register: register(make_method("ok"))))
+    registry = make_registry(entry_points=[entry_point("ok", "ok_plugin")], disabled=["ok"])
+    assert registry.methods == {} and registry.failures == []
+
+
+def test_unknown_method_gets_a_suggestion(make_registry):
+    registry = make_registry(module("p", register_methods=lambda register: register(make_method("gatys"))))
+    with pytest.raises(MethodNotFound, match="did you mean 'gatys'"):
+        registry.method("gatsy")
+
+
+def test_invalid_declarations_are_explained():
+    method = make_method(inputs=(ImageInput("style", role="style"),), run=42,
+                         schema=Schema((FloatParam("device", default=1.0),)))
+    problems = " ".join(method.problems())
+    assert "exactly one of role 'content'" in problems and "run must be callable" in problems
+    assert "reserved" in problems
+
+
+def test_builtin_methods_register_through_entry_points():
+    """Every plugins/*/ folder is declared on the public group and shows in the registry."""
+    from pathlib import Path
+
+    from plugin_host.plugins import load_registry
+
+    repo = Path(__file__).resolve().parents[2]
+    folders = sorted(p.name for p in (repo / "plugins").iterdir() if (p / "__init__.py").exists())
+    group = {ep.name: ep.value for ep in md.entry_points(group="plugin_host")}
+    registry = load_registry()
+    for folder in folders:
+        assert group.get(folder) == f"plugin_host_{folder}", f"plugins/{folder} has no entry point"
+        assert any(e.plugin.name == folder for e in registry.methods.values())
+    assert not registry.failures

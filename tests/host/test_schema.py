@@ -1,0 +1,87 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from plugin_host.errors import ParameterError
+from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, IntParam, ListParam, ModelParam, PathParam,
+                                Schema, StringParam)
+
+SCHEMA = Schema(params=(
+    FloatParam("style_weight", default=1.0, min=0.0, max=10.0),
+    IntParam("iterations", default=5, min=1, max=100),
+    BoolParam("keep", default=False),
+    ChoiceParam("optimizer", default="lbfgs", choices=("lbfgs", "adam")),
+    StringParam("note", default=""),
+    PathParam("init_file", default=None),
+    ModelParam("encoder", default="vgg16", model_kind="encoder"),
+    ListParam("layers", default=("a", "b"), item=ChoiceParam("layer", choices=("a", "b", "c"))),
+))
+MODELS = {"encoder": ["vgg16", "vgg19"]}
+
+
+class TestValidate:
+    def test_defaults_validate(self):
+        params = SCHEMA.validate({}, models=MODELS)
+        assert params.style_weight == 1.0 and params.iterations == 5 and params.layers == ("a", "b")
+        assert params.init_file is None
+
+    def test_text_values_are_coerced(self, tmp_path):
+        file = tmp_path / "x.png"
+        file.write_bytes(b"x")
+        params = SCHEMA.validate({"style_weight": "2.5", "iterations": "7", "keep": "yes", "optimizer": "adam",
+                                  "init_file": str(file), "encoder": "vgg19", "layers": "c, a"}, models=MODELS)
+        assert (params.style_weight, params.iterations, params.keep) == (2.5, 7, True)
+        assert params.init_file == Path(file) and params.layers == ("c", "a")
+
+    @pytest.mark.parametrize("name, value, words", [
+        ("style_weight", "11", ["style_weight", "out of range", "0.0 to 10.0"]),
+        ("style_weight", "abc", ["style_weight", "expected a number"]),
+        ("style_weight", "nan", ["finite"]),
+        ("iterations", "2.5", ["iterations", "whole number"]),
+        ("iterations", True, ["whole number"]),
+        ("keep", "maybe", ["keep", "true or false"]),
+        ("optimizer", "adma", ["did you mean 'adam'"]),
+        ("encoder", "vgg_16", ["did you mean 'vgg16'", "weights list"]),
+        ("layers", "a,d", ["layers", "'d'"]),
+        ("init_file", "/no/such/file.png", ["no such file"]),
+    ])
+    def test_bad_values_name_the_parameter_and_what_is_allowed(self, name, value, words):
+        with pytest.raises(ParameterError) as info:
+            SCHEMA.validate({name: value}, models=MODELS)
+        for word in words:
+            assert word in str(info.value)
+
+    def test_unknown_name_suggests_the_closest(self):
+        with pytest.raises(ParameterError, match="did you mean 'iterations'"):
+            SCHEMA.validate({"iteration": 3})
+
+    def test_cross_parameter_checks_run(self):
+        def same_length(params):
+            if len(params.layers) != 2:
+                raise ParameterError("layers", "need two")
+
+        schema = Schema(SCHEMA.params, checks=(same_length,))
+        with pytest.raises(ParameterError, match="need two"):
+            schema.validate({"layers": "a"}, models=MODELS)
+
+
+class TestDeclaration:
+    def test_duplicate_names_rejected(self):
+        with pytest.raises(ValueError, match="declared twice"):
+            Schema((IntParam("a", default=1), FloatParam("a", default=1.0)))
+
+    def test_default_outside_range_is_a_plugin_bug(self):
+        with pytest.raises(ParameterError):
+            Schema((IntParam("a", default=0, min=1),))
+
+    def test_json_round_trip(self):
+        described = json.loads(json.dumps(SCHEMA.to_json()))
+        by_name = {p["name"]: p for p in described}
+        assert by_name["style_weight"]["min"] == 0.0 and by_name["style_weight"]["max"] == 10.0
+        assert by_name["optimizer"]["choices"] == ["lbfgs", "adam"]
+        assert by_name["layers"]["default"] == ["a", "b"] and by_name["layers"]["item"]["kind"] == "choice"
+        assert by_name["encoder"]["model_kind"] == "encoder"
+        # values from the JSON description validate back to the same Params
+        again = SCHEMA.validate({p["name"]: p["default"] for p in described}, models=MODELS)
+        assert again == SCHEMA.validate({}, models=MODELS)

@@ -1,0 +1,90 @@
+"""Safe loading of state dicts: tensors only, never code, with one clear report of layout problems."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
+
+from ..errors import WeightsError
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+_SHOW = 5
+
+
+def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None = None,
+                    strip_prefix: str | None = None, drop: str | None = None,
+                    layout: str | None = None) -> dict[str, Tensor]:
+    """Load a state dict with ``torch.load(weights_only=True)``.
+
+    :param expected: key → shape the result must match exactly (checked after ``strip_prefix``/``drop``).
+    :param strip_prefix: removed from the start of every key that has it (``"features."``).
+    :param drop: regex; keys it matches (``re.search``) are removed, e.g. legacy running stats.
+    :param layout: name of the expected layout, used in error messages.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise WeightsError(f"weights file {path} does not exist") from None
+    except OSError as err:
+        raise WeightsError(f"cannot read weights file {path}: {err.strerror or err}") from None
+    # Arbitrary bytes make the unpickler fail in many ways (UnpicklingError, RuntimeError,
+    # BadZipFile, EOFError, even KeyError); all mean the file is not weights we can load.
+    except Exception as err:  # noqa: BLE001
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise WeightsError(f"{path.name} is not a PyTorch checkpoint or contains code; plugin_host loads "
+                           f"weights only ({reason})",
+                           hint=f"check that {path} is the right file and not damaged; "
+                                "re-fetch or re-import it") from None
+    state = _unwrap(obj)
+    if state is None:
+        raise WeightsError(f"{path.name} does not hold a state dict (got {type(obj).__name__})",
+                           hint="plugin_host needs a file saved with torch.save(model.state_dict(), ...)")
+    result: dict[str, Tensor] = {}
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{path.name} is not a plain state dict: key {key!r} holds {type(value).__name__}",
+                               hint="plugin_host needs a file saved with torch.save(model.state_dict(), ...)")
+        if drop is not None and re.search(drop, key):
+            continue
+        if strip_prefix and key.startswith(strip_prefix):
+            key = key[len(strip_prefix):]
+        result[key] = value
+    if expected is not None:
+        _check_layout(path, result, expected, layout)
+    return result
+
+
+def _unwrap(obj: object) -> Mapping | None:
+    if not isinstance(obj, Mapping):
+        return None
+    for key in ("state_dict", "model"):
+        if isinstance(obj.get(key), Mapping):
+            return obj[key]
+    return obj
+
+
+def _check_layout(path: Path, state: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]],
+                  layout: str | None) -> None:
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [f"{k} {tuple(state[k].shape)} instead of {tuple(expected[k])}"
+                  for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [_listing(label, items) for label, items in
+             (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", mismatched)) if items]
+    what = f"the {layout} layout" if layout else f"the expected layout ({len(expected)} tensors)"
+    raise WeightsError(f"{path.name} does not match {what}: " + "; ".join(parts),
+                       hint="this file is for another network or another version of it; check which file "
+                            "the method needs with `plugin_host weights list`")
+
+
+def _listing(label: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOW])
+    more = f", and {len(items) - _SHOW} more" if len(items) > _SHOW else ""
+    return f"{len(items)} {label} ({shown}{more})"

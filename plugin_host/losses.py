@@ -1,0 +1,147 @@
+"""Differentiable losses for style transfer: content, Gram style, mean/std style, total variation.
+
+All functions take and return tensors; losses return 0-dim tensors averaged over the batch.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.losses import total_variation
+from torch import Tensor
+
+__all__ = [
+    "content_loss",
+    "gram_matrix",
+    "gram_style_loss",
+    "mean_std",
+    "mean_std_style_loss",
+    "total_variation_loss",
+]
+
+
+def _check_features(features: Tensor, name: str = "features") -> None:
+    if not isinstance(features, Tensor) or features.ndim != 4:
+        got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        raise ValueError(f"expected {name} of shape (B, C, H, W), got {got}")
+
+
+def _match(value: Tensor, target: Tensor, name: str) -> Tensor:
+    """``target`` broadcast to ``value``'s shape (a target without batch or with batch 1 is shared)."""
+    try:
+        return target.expand_as(value)
+    except RuntimeError:
+        raise ValueError(
+            f"{name} has shape {tuple(target.shape)}, which does not match {tuple(value.shape)}"
+        ) from None
+
+
+def gram_matrix(features: Tensor) -> Tensor:
+    r"""Gram matrix of feature maps, normalised by the number of elements per sample.
+
+    .. math:: G_{b,ij} = \frac{1}{C H W} \sum_{h,w} F_{b,i,h,w} F_{b,j,h,w}
+
+    Dividing by :math:`C H W` makes the value independent of image size and layer width.
+
+    Args:
+        features: :math:`(B, C, H, W)`.
+
+    Returns:
+        :math:`(B, C, C)`, symmetric.
+
+    Example:
+        >>> gram_matrix(torch.ones(1, 2, 1, 2))
+        tensor([[[0.5000, 0.5000],
+                 [0.5000, 0.5000]]])
+    """
+    _check_features(features)
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: Tensor, target: Tensor) -> Tensor:
+    r"""Mean squared error between feature maps.
+
+    Args:
+        features: :math:`(B, C, H, W)` (any shape works).
+        target: same shape as ``features``, or broadcastable to it (e.g. batch 1).
+
+    Returns:
+        Scalar :math:`\operatorname{mean}((F - T)^2)`.
+    """
+    return F.mse_loss(features, _match(features, target, "target"))
+
+
+def gram_style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
+    """Mean squared error between the Gram matrix of ``features`` and a target Gram matrix.
+
+    Args:
+        features: :math:`(B, C, H, W)`.
+        target_gram: :math:`(B, C, C)`, :math:`(1, C, C)` or :math:`(C, C)`, normalised like
+            :func:`gram_matrix`.
+
+    Returns:
+        Scalar, mean over the :math:`B C^2` entries.
+    """
+    gram = gram_matrix(features)
+    return F.mse_loss(gram, _match(gram, target_gram, "target_gram"))
+
+
+def mean_std(features: Tensor, eps: float = 1e-5) -> tuple[Tensor, Tensor]:
+    r"""Per-channel mean and standard deviation over the spatial axes.
+
+    The standard deviation is :math:`\sqrt{\operatorname{Var} + \varepsilon}` with the population
+    (biased, divide by :math:`HW`) variance; ``eps`` keeps its gradient finite on flat maps.
+
+    Args:
+        features: :math:`(B, C, H, W)`.
+        eps: added to the variance before the square root.
+
+    Returns:
+        ``(mean, std)``, each :math:`(B, C)`.
+    """
+    _check_features(features)
+    flat = features.flatten(2)
+    mean = flat.mean(dim=2)
+    std = (flat.var(dim=2, unbiased=False) + eps).sqrt()
+    return mean, std
+
+
+def mean_std_style_loss(features: Tensor, target_mean: Tensor, target_std: Tensor,
+                        eps: float = 1e-5) -> Tensor:
+    """MSE of channel means plus MSE of channel standard deviations (AdaIN's style loss).
+
+    Args:
+        features: :math:`(B, C, H, W)`.
+        target_mean: :math:`(B, C)`, :math:`(1, C)` or :math:`(C,)`, from :func:`mean_std`.
+        target_std: same shapes as ``target_mean``, from :func:`mean_std` with the same ``eps``.
+        eps: passed to :func:`mean_std`.
+
+    Returns:
+        Scalar.
+    """
+    mean, std = mean_std(features, eps)
+    return (F.mse_loss(mean, _match(mean, target_mean, "target_mean"))
+            + F.mse_loss(std, _match(std, target_std, "target_std")))
+
+
+def total_variation_loss(image: Tensor) -> Tensor:
+    r"""Anisotropic L1 total variation, normalised by the number of pixel values.
+
+    .. math:: \frac{1}{B C H W} \sum_{b,c} \Big( \sum |I_{h+1,w} - I_{h,w}|
+              + \sum |I_{h,w+1} - I_{h,w}| \Big)
+
+    Absolute (not squared) differences, summed by :func:`kornia.losses.total_variation`.
+
+    Args:
+        image: :math:`(B, C, H, W)`.
+
+    Returns:
+        Scalar; 0 for a constant image.
+
+    Example:
+        >>> total_variation_loss(torch.tensor([[[[0.0, 1.0], [0.0, 1.0]]]]))
+        tensor(0.5000)
+    """
+    _check_features(image, "image")
+    return total_variation(image, reduction="sum").sum() / image.numel()

@@ -201,7 +201,7 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
 
 def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
     from .imaging.io import ensure_not_overwriting, save_image
-    from .runner import Session, output_path_for
+    from .runner import Session
 
     session = Session(registry, device=args.device, seed=args.seed, max_pixels=args.max_pixels)
     method = session.method(args.method)
@@ -218,6 +218,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     progress = make_progress("none" if args.quiet else args.progress)
     for content, out in zip(contents, outputs):
         images = {method.content_input.name: content, **{k: v for k, v in extra.items() if v}}
+        session.context.preview_dir, session.context.preview_prefix = out.parent, f"{out.stem}-step"
         result = session.run(method.name, images, validated=params, blend_weights=blends,
                              progress=progress, cancel=cancel)
         depth = result.bit_depth if args.bit_depth == "auto" else int(args.bit_depth)
@@ -239,6 +240,7 @@ def _parse_blend(text: str | None, name: str) -> list[float] | None:
 
 def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> list[Path]:
     from .errors import InputImageError
+    from .runner import output_path_for
 
     if len(contents) == 1 and output is not None and not output.is_dir():
         return [output]
@@ -305,12 +307,13 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
 
 # -- entry point ----------------------------------------------------------------------------
 
-def main(argv: Sequence[str] | None = None) -> int:
-    registry = load_registry()
-    for failure in registry.failures:
-        print(f"warning: plugin {failure.plugin} failed: {failure.reason}", file=sys.stderr)
+def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
+    registry = registry if registry is not None else load_registry()
     parser = build_parser(registry)
     args = parser.parse_args(argv)
+    if args.command != "list":  # list shows failures itself
+        for failure in registry.failures:
+            print(f"warning: plugin {failure.plugin} failed: {failure.reason}", file=sys.stderr)
     cancel = CancelToken()
     handlers: dict[str, Callable[[], int]] = {
         "list": lambda: cmd_list(args, registry),

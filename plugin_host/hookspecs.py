@@ -33,11 +33,11 @@ def register_methods(register: "Callable[[Method], None]") -> None:
 
     Called once when the host loads its plugins, before any method runs.
 
-    :param register: call ``register(Method(...))`` for each method. It raises
-        :class:`plugin_host.errors.PluginError` if the declaration is invalid (bad name, a
-        name another plugin already took, an ill-formed schema, a ``run`` that is neither
-        callable nor a ``"module:function"`` string); the host reports that entry and keeps
-        the rest of your plugin.
+    :param register: call ``register(Method(...))`` for each method. An invalid declaration
+        (bad name, a name another plugin already took, an ill-formed schema, a ``run`` that
+        is neither callable nor a ``"module:function"`` string) is not registered: it is
+        recorded as a failure of your plugin, shown by ``plugin_host list``, and the rest of
+        your plugin keeps working. ``register`` itself returns ``None`` and does not raise.
     :return: nothing; return values are ignored.
 
     .. versionadded:: 0.1
@@ -63,7 +63,8 @@ def register_weights(register: "Callable[[WeightsEntry], None]") -> None:
 def register_commands(register: "Callable[[Command], None]") -> None:
     """Contribute subcommands to the ``plugin_host`` command line.
 
-    Called each time the CLI builds its parser, so keep it cheap. ``plugin_host train METHOD``
+    Called whenever the host loads its plugins (every CLI call, every ``Session``), so keep
+    it cheap. ``plugin_host train METHOD``
     already exists for every method with ``train``; use this for anything else (evaluation,
     conversion tools).
 

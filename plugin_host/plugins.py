@@ -91,9 +91,6 @@ def get_plugin_manager() -> pluggy.PluginManager:
     """A fresh pluggy manager with our hookspecs and nothing registered."""
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
-    if os.environ.get("PLUGIN_HOST_TRACE_PLUGINS"):
-        manager.trace.root.setwriter(lambda message: sys.stderr.write(message))
-        manager.enable_tracing()
     return manager
 
 
@@ -155,7 +152,7 @@ def _drop_misspelt_hooks(manager: pluggy.PluginManager, registry: Registry,
             name = manager.get_name(err.plugin)
             info = infos.pop(name, PluginInfo(str(name), None, None))
             registry.plugins.remove(info) if info in registry.plugins else None
-            registry.failures.append(_failure(info, f"unknown hook: {err}"))
+            registry.failures.append(_failure(info, str(err)))
             manager.unregister(err.plugin)
 
 
@@ -169,12 +166,23 @@ def _collect(hook: Any, argname: str, registry: Registry, infos: dict[str, Plugi
             add(item, _info)
 
         kwargs = {argname: register} if argname in impl.argnames else {}
+        if os.environ.get("PLUGIN_HOST_TRACE_PLUGINS"):
+            # Hooks are called one implementation at a time (for attribution), so we trace here.
+            kwargs = {argname: _traced(register, hook.name, impl.plugin_name)} if kwargs else kwargs
+            print(f"plugin_host trace: {hook.name} -> {impl.plugin_name}", file=sys.stderr)
         try:
             impl.function(**kwargs)
         except PluginError as err:
             registry.failures.append(_failure(info, err.reason))
         except Exception as err:
             registry.failures.append(_failure(info, f"{hook.name} raised {_describe(err)}"))
+
+
+def _traced(register: Callable[[Any], None], hook: str, plugin: str) -> Callable[[Any], None]:
+    def traced(item: Any) -> None:
+        print(f"plugin_host trace: {plugin}.{hook} registered {getattr(item, 'name', item)!r}", file=sys.stderr)
+        register(item)
+    return traced
 
 
 def _method_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:

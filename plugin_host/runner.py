@@ -176,10 +176,11 @@ def _finish(method: Method, output: Any, content: "LoadedImage") -> Result:
         shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
         raise PluginHostError(f"method {method.name!r} returned {shape}, expected a (1, 3, H, W) tensor",
                               hint="this is a bug in the plugin; report it to its author")
-    rgb = output.detach().float().clamp(0, 1).cpu()
+    rgb = output.detach().float().cpu()
     if not torch.isfinite(rgb).all():
         raise PluginHostError(f"method {method.name!r} produced NaN or infinite values",
                               hint="try lower weights or learning rate, or another optimiser")
+    rgb = rgb.clamp(0, 1)
     alpha = content.alpha
     if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
         alpha = F.interpolate(alpha, size=rgb.shape[-2:], mode="bilinear", align_corners=False,

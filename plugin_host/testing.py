@@ -11,6 +11,10 @@ deterministic with a seed::
         method_name = "my-method"
         params = {"iterations": 2}
 
+The checks find the method among the installed plugins. To test a plugin that is not
+installed, override :meth:`MethodConformance.registry` to return a registry that holds it,
+e.g. ``load_registry(entry_points=[], extra_plugins=[("my-plugin", my_module)])``.
+
 Importing this module does not import torch; the checks do.
 """
 from __future__ import annotations
@@ -30,11 +34,15 @@ class MethodConformance:
     #: Methods that cannot be bit-identical on the CPU (none should) may turn this off.
     deterministic: ClassVar[bool] = True
 
+    def registry(self):
+        """The plugin registry the checks use; ``None`` (the default) loads the installed plugins."""
+        return None
+
     @pytest.fixture
     def session(self):
         from plugin_host.runner import Session
 
-        return Session(device="cpu", seed=0)
+        return Session(registry=self.registry(), device="cpu", seed=0)
 
     def images(self, method) -> dict[str, Any]:
         import torch
@@ -97,7 +105,7 @@ class MethodConformance:
             pytest.skip("declared non-deterministic")
         outputs = []
         for _ in range(2):
-            session = Session(device="cpu", seed=123)
+            session = Session(registry=self.registry(), device="cpu", seed=123)
             method = session.method(self.method_name)
             outputs.append(session.run(self.method_name, self.images(method), self.params).rgb)
         assert torch.equal(outputs[0], outputs[1])

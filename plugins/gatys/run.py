@@ -16,7 +16,7 @@ from plugin_host.context import RunContext
 from plugin_host.imaging.color import match_color_statistics, preserve_luminance
 from plugin_host.imaging.io import load_image
 from plugin_host.imaging.resize import resize_max_side, resize_to
-from plugin_host.losses import content_loss, gram_matrix, total_variation_loss
+from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
 from plugin_host.runner import Inputs
 from plugin_host.schema import Params
 
@@ -100,11 +100,11 @@ def total_loss(image: torch.Tensor, encoder, targets: Targets, params: Params) -
     s_weights = params.style_layer_weights or (1.0 / len(params.style_layers),) * len(params.style_layers)
     c_loss = sum(w * content_loss(features[layer], targets.content[layer])
                  for layer, w in zip(params.content_layers, c_weights))
-    s_loss = sum(w * torch.nn.functional.mse_loss(gram_matrix(features[layer]), targets.grams[layer])
+    s_loss = sum(w * gram_style_loss(features[layer], targets.grams[layer])
                  for layer, w in zip(params.style_layers, s_weights))
     tv = total_variation_loss(image)
     loss = params.content_weight * c_loss + params.style_weight * s_loss + params.tv_weight * tv
-    return loss, {"content": float(c_loss), "style": float(s_loss)}
+    return loss, {"content": float(c_loss.detach()), "style": float(s_loss.detach())}
 
 
 def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx: RunContext, steps: int,
@@ -122,7 +122,7 @@ def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx
         optimizer.zero_grad(set_to_none=True)
         loss, parts = total_loss(image, encoder, targets, params)
         loss.backward()
-        last.update(parts, loss=float(loss))
+        last.update(parts, loss=float(loss.detach()))
         return loss
 
     for step in range(1, steps + 1):

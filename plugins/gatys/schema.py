@@ -29,8 +29,8 @@ def _init_file_given(params: Params) -> None:
 
 SCHEMA = Schema(params=(
     FloatParam("content_weight", "Content weight", "how strongly the content is kept", 1.0, min=0.0, max=1e6),
-    FloatParam("style_weight", "Style weight", "how strongly the style is imposed", 1e4, min=0.0, max=1e12),
-    FloatParam("tv_weight", "Smoothness (TV) weight", "total-variation weight against pixel noise", 1e-1,
+    FloatParam("style_weight", "Style weight", "how strongly the style is imposed", 20.0, min=0.0, max=1e12),
+    FloatParam("tv_weight", "Smoothness (TV) weight", "total-variation weight against pixel noise", 10.0,
                min=0.0, max=1e6),
     ListParam("content_layers", "Content layers", "VGG layers whose activations keep the content",
               ("relu4_2",), item=ChoiceParam("layer", choices=VGG_LAYERS)),

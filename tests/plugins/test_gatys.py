@@ -1,0 +1,137 @@
+"""Gatys method: conformance, then behaviour on real images with the real default encoder."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from plugin_host.errors import ParameterError
+from plugin_host.runner import Session
+from plugin_host.testing import MethodConformance
+
+# Shallow layers keep the conformance checks fast; quality tests below use the defaults.
+FAST = {"iterations": 2, "max_size": 48, "content_layers": "relu2_1", "style_layers": "relu1_1,relu2_1"}
+
+
+class TestGatysConformance(MethodConformance):
+    method_name = "gatys"
+    params = FAST
+
+
+def load(shared_dir, folder, name, size):
+    from plugin_host.imaging.io import load_image
+    from plugin_host.imaging.resize import resize_max_side
+
+    return resize_max_side(load_image(shared_dir / "images" / folder / name).rgb, size)
+
+
+@pytest.fixture(scope="module")
+def session():
+    return Session(device="cpu", seed=0)
+
+
+def measure(session, content, styles, blend, output, **raw):
+    """Content and style losses of ``output`` against targets built like the method builds them."""
+    from plugin_host_gatys.run import compute_targets, total_loss
+
+    method = session.method("gatys")
+    params = session.validate(method, raw)
+    encoder = session.context.load_encoder(params.encoder, params.content_layers + params.style_layers)
+    targets = compute_targets(encoder, content, styles, blend, params)
+    with torch.no_grad():
+        _, parts = total_loss(output, encoder, targets, params)
+    return parts
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_style_loss_drops_90_percent_and_content_stays_bounded(shared_dir, session):
+    content = load(shared_dir, "content", "tubingen.jpg", 128)
+    style = load(shared_dir, "style", "starry_night.jpg", 128)
+    raw = {"iterations": 60, "max_size": 128}
+    out = session.run("gatys", {"content": content, "style": [style]}, raw).rgb
+    before = measure(session, content, [style], (1.0,), content, **raw)
+    after = measure(session, content, [style], (1.0,), out, **raw)
+    pure_style = measure(session, content, [style], (1.0,), torch.nn.functional.interpolate(
+        style, size=content.shape[-2:], mode="bilinear", antialias=True), **raw)
+    assert after["style"] <= 0.1 * before["style"], (before, after)
+    # the result still shows the content: far closer to it than the style image itself is
+    assert after["content"] < 0.5 * pure_style["content"], (after, pure_style)
+
+
+@pytest.mark.shared
+def test_blend_weights_move_the_result_toward_each_style(shared_dir, session):
+    content = load(shared_dir, "content", "golden_gate.jpg", 48)
+    wave = load(shared_dir, "style", "great_wave.jpg", 48)
+    scream = load(shared_dir, "style", "the_scream.jpg", 48)
+    raw = {"iterations": 15, "max_size": 48}
+    distances = []
+    for weights in ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0)):
+        out = session.run("gatys", {"content": content, "style": [wave, scream]}, raw,
+                          blend_weights={"style": weights}).rgb
+        distances.append(measure(session, content, [wave], (1.0,), out, **raw)["style"])
+    assert distances[0] < distances[1] < distances[2], distances
+
+
+@pytest.mark.shared
+def test_single_style_blend_equals_plain_run(shared_dir):
+    content = load(shared_dir, "content", "golden_gate.jpg", 32)
+    wave = load(shared_dir, "style", "great_wave.jpg", 32)
+    scream = load(shared_dir, "style", "the_scream.jpg", 32)
+    runs = [Session(device="cpu", seed=0).run("gatys", {"content": content, "style": styles}, FAST,
+                                              blend_weights=blend).rgb
+            for styles, blend in (([wave], None), ([wave, scream], {"style": (1.0, 0.0)}))]
+    assert torch.allclose(runs[0], runs[1], atol=1e-5)
+
+
+@pytest.mark.shared
+def test_luminance_preservation_keeps_content_chroma(shared_dir, session):
+    from plugin_host.imaging.color import rgb_to_ycbcr
+
+    content = load(shared_dir, "content", "golden_gate.jpg", 48)
+    style = load(shared_dir, "style", "starry_night.jpg", 48)
+    chroma = {}
+    for mode in ("none", "luminance"):
+        out = session.run("gatys", {"content": content, "style": [style]},
+                          {**FAST, "iterations": 10, "preserve_colors": mode}).rgb
+        chroma[mode] = (rgb_to_ycbcr(out)[:, 1:] - rgb_to_ycbcr(content)[:, 1:]).abs().mean().item()
+    assert chroma["luminance"] < 0.01 < chroma["none"], chroma
+
+
+@pytest.mark.shared
+def test_histogram_preservation_moves_colours_toward_the_content(shared_dir, session):
+    content = load(shared_dir, "content", "golden_gate.jpg", 48)
+    style = load(shared_dir, "style", "starry_night.jpg", 48)
+    gaps = {}
+    for mode in ("none", "histogram"):
+        out = session.run("gatys", {"content": content, "style": [style]},
+                          {**FAST, "iterations": 10, "init": "noise", "preserve_colors": mode}).rgb
+        gaps[mode] = (out.mean((2, 3)) - content.mean((2, 3))).abs().sum().item()
+    assert gaps["histogram"] < 0.5 * gaps["none"], gaps
+
+
+@pytest.mark.shared
+def test_noise_init_is_seeded(shared_dir):
+    content = load(shared_dir, "content", "golden_gate.jpg", 32)
+    style = load(shared_dir, "style", "great_wave.jpg", 32)
+    raw = {**FAST, "init": "noise"}
+    a, b, c = (Session(device="cpu", seed=s).run("gatys", {"content": content, "style": [style]}, raw).rgb
+               for s in (1, 1, 2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.shared
+def test_multiscale_and_adam_produce_full_size(shared_dir, session):
+    content = load(shared_dir, "content", "golden_gate.jpg", 64)
+    style = load(shared_dir, "style", "great_wave.jpg", 64)
+    out = session.run("gatys", {"content": content, "style": [style]},
+                      {**FAST, "max_size": 64, "levels": 2, "level_iterations": 2, "optimizer": "adam"}).rgb
+    assert out.shape[-2:] == content.shape[-2:]
+
+
+def test_layer_weights_must_match_layers():
+    from plugin_host_gatys.schema import SCHEMA
+
+    with pytest.raises(ParameterError, match="style_layer_weights"):
+        SCHEMA.validate({"style_layers": "relu1_1,relu2_1", "style_layer_weights": "1"})
+    with pytest.raises(ParameterError, match="init_file"):
+        SCHEMA.validate({"init": "file"})

@@ -141,3 +141,11 @@ def test_relative_links_and_anchors_resolve():
                 if anchor not in {_slug(h) for h in headings}:
                     broken.append(f"{page.relative_to(DOCS)}: {target} (no such heading)")
     assert not broken, broken
+
+
+def test_cli_reference_is_up_to_date():
+    """docs/cli.md is generated from the parser; regenerate with `python docs/make_reference.py`."""
+    import runpy
+
+    module = runpy.run_path(str(Path(__file__).resolve().parents[2] / "docs" / "make_reference.py"))
+    assert module["OUTPUT"].read_text() == module["render"](), "run: python docs/make_reference.py"

@@ -135,3 +135,27 @@ def test_layer_weights_must_match_layers():
         SCHEMA.validate({"style_layers": "relu1_1,relu2_1", "style_layer_weights": "1"})
     with pytest.raises(ParameterError, match="init_file"):
         SCHEMA.validate({"init": "file"})
+
+
+def test_vgg19_encoders_stay_selectable(tmp_path, tiny_image):
+    """Any registered VGG works: here a random-init VGG19 (quality does not matter) with average pooling."""
+    import types
+
+    from plugin_host import WeightsEntry, hookimpl
+    from plugin_host.encoders import VGGEncoder
+    from plugin_host.plugins import load_registry
+    from plugin_host.weights.store import WeightsStore
+
+    torch.manual_seed(0)
+    encoder = VGGEncoder("vgg19", layers=["relu3_1"], convention="torchvision")
+    torch.save(encoder.state_dict(), tmp_path / "vgg19-random.pth")
+    entry = WeightsEntry("vgg19-random", "vgg19-random.pth", "encoder", "vgg19", "torchvision", None, None)
+    extra = types.ModuleType("random_vgg19")
+    extra.register_weights = hookimpl(lambda register: register(entry))
+    registry = load_registry(extra_plugins=[("random_vgg19", extra)])
+    session = Session(registry=registry, device="cpu", seed=0,
+                      store=WeightsStore(registry.weights, search_path=[tmp_path]))
+    out = session.run("gatys", {"content": tiny_image, "style": [tiny_image.flip(-1)]},
+                      {"encoder": "vgg19-random", "pooling": "avg", "iterations": 2, "content_layers": "relu2_1",
+                       "style_layers": "relu1_1,relu3_1"}).rgb
+    assert out.shape == tiny_image.shape and not torch.equal(out, tiny_image)

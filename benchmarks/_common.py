@@ -1,0 +1,132 @@
+"""Helpers shared by the benchmark scripts: data paths, repeats, memory, machine info, JSON.
+
+Each measured configuration runs in a fresh child process that reports its own peak RSS
+(``getrusage(RUSAGE_SELF)``) as one JSON line on stdout; the parent only collects. Measuring
+``RUSAGE_CHILDREN`` in the parent would give the maximum over all children, not per child.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parents[1]
+CONTENT_IMAGE = "images/content/tubingen.jpg"
+STYLE_IMAGE = "images/style/starry_night.jpg"
+
+
+def shared_dir() -> Path:
+    """``$PLUGIN_HOST_SHARED``, else ``../shared`` beside the checkout; exits with a message if missing."""
+    env = os.environ.get("PLUGIN_HOST_SHARED")
+    path = Path(env) if env else REPO.parent / "shared"
+    if not path.is_dir():
+        sys.exit(f"benchmark: shared data folder {str(path)!r} not found; set PLUGIN_HOST_SHARED to the "
+                 "folder holding weights/ and images/")
+    return path
+
+
+def setup_environment() -> None:
+    """Point the weights search path at the shared weights unless the caller already chose one."""
+    if "PLUGIN_HOST_WEIGHTS_PATH" not in os.environ:
+        os.environ["PLUGIN_HOST_WEIGHTS_PATH"] = str(shared_dir() / "weights")
+
+
+def benchmark_images() -> tuple[Path, Path]:
+    """The content and style images every Gatys benchmark uses; exits with a message if missing."""
+    shared = shared_dir()
+    paths = (shared / CONTENT_IMAGE, shared / STYLE_IMAGE)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        sys.exit("benchmark: missing image(s): " + ", ".join(missing))
+    return paths
+
+
+def median_of(fn: Callable[[], float], repeats: int) -> float:
+    """Median of ``repeats`` calls of ``fn``, which returns one measurement."""
+    return statistics.median(fn() for _ in range(max(1, repeats)))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mib() -> dict[str, float] | None:
+    """Current RSS split into anonymous memory and mapped files (shared libraries), in MiB; Linux only."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:
+        return None
+    fields = {"VmRSS": "total", "RssAnon": "anon", "RssFile": "file"}
+    values = {fields[k]: round(int(v.split()[0]) / 1024, 1)
+              for k, v in (line.split(":", 1) for line in lines if ":" in line) if k in fields}
+    return values or None
+
+
+def cuda_peak_mib(device: Any) -> float | None:
+    """Peak CUDA memory allocated by torch on ``device`` since the last reset, or None off CUDA."""
+    import torch
+
+    if torch.device(device).type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / (1024 * 1024)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    import torch
+
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu": cpu_name(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+
+
+def header(argv: list[str] | None = None) -> dict[str, Any]:
+    """Command line, date and machine: the first fields of every benchmark document."""
+    argv = sys.argv if argv is None else argv
+    return {
+        "command": shlex.join([sys.executable, *argv]),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+    }
+
+
+def print_json(document: Any, indent: int | None = 2) -> None:
+    print(json.dumps(document, indent=indent), flush=True)
+
+
+def run_child(args: list[str], timeout: float | None = None) -> dict[str, Any]:
+    """Run ``python ARGS`` in a fresh process and return the JSON object on its last stdout line."""
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"benchmark child {shlex.join(args)} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-4000:]}")
+    return json.loads(lines[-1])

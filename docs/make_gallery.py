@@ -23,7 +23,8 @@ PAIRS = [  # (content, style, extra parameters)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--iterations", type=int, default=150, help="steps at full size")
+    parser.add_argument("--levels", type=int, default=2, help="coarse-to-fine levels (100 steps each coarse one)")
     parser.add_argument("--size", type=int, default=320)
     args = parser.parse_args()
     gatys = plugin_host.load_method("gatys", device="auto", seed=0)
@@ -31,7 +32,7 @@ def main() -> None:
     tiles = []
     for content, style, extra in PAIRS:
         result = gatys(HERE / "samples" / content, style=HERE / "samples" / style,
-                       iterations=args.iterations, max_size=args.size, **extra)
+                       iterations=args.iterations, levels=args.levels, max_size=args.size, **extra)
         suffix = "-colours" if extra else ""
         name = f"{Path(content).stem}-{Path(style).stem}{suffix}.jpg"
         result.convert("RGB").save(out_dir / name, quality=90)

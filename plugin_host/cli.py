@@ -38,8 +38,12 @@ def _param_help(param: Param, registry: Registry) -> str:
     parts = [param.help.rstrip(".")] if param.help else []
     if allowed:
         parts.append(allowed)
+    if isinstance(param, BoolParam):
+        allowed = ""
     if param.default not in (None, ""):
         default = param.default
+        if isinstance(param, BoolParam):
+            default = "on" if default else "off"
         parts.append(f"default {','.join(map(str, default)) if isinstance(default, tuple) else default}")
     return "; ".join(parts).replace("%", "%%")
 

@@ -68,8 +68,9 @@ class Method:
                 continue
             if not (callable(target) or isinstance(target, str) and re.match(r"^[\w.]+:[\w.]+$", target)):
                 found.append(f"{label} must be callable or a 'module:function' string, got {target!r}")
-        if isinstance(self.schema, Schema) and isinstance(self.inputs, tuple):
-            clash = {p.name for p in self.schema} & {i.name for i in self.inputs}
+        if isinstance(self.schema, Schema) and isinstance(self.inputs, (tuple, list)):
+            input_names = {i.name for i in self.inputs} | {f"{i.name}_blend" for i in self.inputs if i.weighted}
+            clash = {p.name for p in self.schema} & input_names
             if clash:
                 found.append(f"names used for both an input and a parameter: {sorted(clash)}")
             reserved = ({p.name for p in self.schema} | {i.name for i in self.inputs}) & RESERVED_NAMES

@@ -152,6 +152,9 @@ class StringParam(Param):
             raise self.fail(text[:20] + "…", f"longer than {self.max_length} characters:")
         return text
 
+    def _extra_json(self) -> dict[str, Any]:
+        return {"max_length": self.max_length}
+
 
 @dataclass(frozen=True)
 class PathParam(Param):
@@ -170,6 +173,9 @@ class PathParam(Param):
             raise ParameterError(self.name, f"no such file: {str(path)!r}",
                                  hint="check the path, or leave the parameter out")
         return path
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {"must_exist": self.must_exist}
 
 
 @dataclass(frozen=True)
@@ -245,7 +251,7 @@ class ImageInput:
     weighted: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label or self.name.capitalize(), "help": self.help,
+        return {"name": self.name, "label": self.label or self.name.replace("_", " ").capitalize(), "help": self.help,
                 "role": self.role, "required": self.required, "multiple": self.multiple,
                 "weighted": self.weighted}
 
@@ -330,7 +336,8 @@ class Schema:
             if value is None:
                 values[param.name] = None if not isinstance(param, PathParam) else param.coerce(None)
             elif isinstance(param, ModelParam):
-                values[param.name] = param.coerce(value, (models or {}).get(param.model_kind))
+                installed = None if models is None else models.get(param.model_kind, [])
+                values[param.name] = param.coerce(value, installed)
             else:
                 values[param.name] = param.coerce(value)
         params = Params(values)

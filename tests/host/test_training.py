@@ -1,0 +1,331 @@
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from PIL import Image
+from torch import nn
+from torch.utils.data import Dataset
+
+from plugin_host.errors import Cancelled, InputImageError, PluginHostError, WeightsError
+from plugin_host.imaging.io import load_image
+from plugin_host.progress import CancelToken, Progress
+from plugin_host.training import (CHECKPOINT_FORMAT, ImageFolder, JsonlLog, export_model, infinite_batches,
+                                  init_distributed, load_checkpoint, restore, run_steps, save_checkpoint,
+                                  save_grid, wrap_ddp)
+from plugin_host.weights.checkpoint import load_state_dict
+
+
+def write_image(path: Path, width: int, height: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    for i in range(5):
+        write_image(root / ("sub" if i % 2 else "") / f"img{i}.png", 24 + 4 * i, 20 + 2 * i, seed=i)
+    return root
+
+
+def take(batches, n: int) -> list[torch.Tensor]:
+    return [next(batches) for _ in range(n)]
+
+
+class KeyDataset(Dataset):
+    """Returns the index it is asked for, to check the order and sharding of the stream."""
+
+    def __len__(self) -> int:
+        return 12
+
+    def __getitem__(self, key: tuple[int, int]) -> torch.Tensor:
+        return torch.tensor(key[0])
+
+
+class TestImageFolder:
+    def test_finds_files_recursively_sorted(self, tmp_path: Path) -> None:
+        root = tmp_path / "data"
+        for name in ("b.png", "a/c.jpg", "a/deep/d.webp", "e.BMP", "f.tif"):
+            write_image(root / name, 8, 8)
+        (root / "notes.txt").write_text("not an image")
+        write_image(root / ".hidden" / "x.png", 8, 8)
+        write_image(root / "._y.png", 8, 8)
+        found = ImageFolder(root, crop=4).files
+        assert [p.relative_to(root).as_posix() for p in found] == ["a/c.jpg", "a/deep/d.webp", "b.png", "e.BMP", "f.tif"]
+        assert len(ImageFolder(root, crop=4, recursive=False)) == 3
+        other = write_image(tmp_path / "more" / "z.png", 8, 8).parent
+        assert len(ImageFolder([root, other], crop=4)) == 6
+
+    def test_crop_shape_range_and_seeded_position(self, photos: Path) -> None:
+        data = ImageFolder(photos, crop=16)
+        crop = data[(3, 42)]
+        assert crop.shape == (3, 16, 16) and crop.dtype == torch.float32
+        assert 0 <= crop.min() and crop.max() <= 1
+        assert torch.equal(crop, data[(3, 42)])
+        assert data[0].shape == (3, 16, 16)  # plain index: global RNG
+
+    def test_empty_or_missing_folder(self, tmp_path: Path) -> None:
+        empty = tmp_path / "empty-folder"
+        (empty / "sub").mkdir(parents=True)
+        with pytest.raises(InputImageError, match="empty-folder"):
+            ImageFolder(empty, crop=8)
+        with pytest.raises(InputImageError, match="nowhere"):
+            ImageFolder(tmp_path / "nowhere", crop=8)
+
+    def test_small_image_is_upscaled(self, tmp_path: Path) -> None:
+        write_image(tmp_path / "d" / "tiny.png", 10, 6)
+        assert ImageFolder(tmp_path / "d", crop=16)[(0, 1)].shape == (3, 16, 16)
+
+    def test_resize_short(self, tmp_path: Path) -> None:
+        ramp = np.tile(np.linspace(0, 255, 80, dtype=np.uint8)[None, :, None], (40, 1, 3))
+        (tmp_path / "d").mkdir()
+        Image.fromarray(ramp).save(tmp_path / "d" / "ramp.png")
+        # 80x40 with short side 16 becomes 32x16: a 16-wide crop spans half the ramp, not a fifth
+        crop = ImageFolder(tmp_path / "d", crop=16, resize_short=16)[(0, 5)]
+        assert crop.shape == (3, 16, 16) and crop.max() - crop.min() > 0.4
+
+    def test_unreadable_file_is_skipped_with_a_warning(self, photos: Path) -> None:
+        bad = photos / "broken.png"
+        bad.write_bytes(b"not a png at all")
+        data = ImageFolder(photos, crop=8)
+        index = data.files.index(bad)
+        with pytest.warns(UserWarning, match="broken.png"):
+            item = data[(index, 0)]
+        assert item.shape == (3, 8, 8) and data.skipped == {bad}
+        assert torch.equal(data[(index, 0)], data[(index + 1, 0)])  # the next file stands in
+
+
+class TestInfiniteBatches:
+    def test_deterministic_with_a_seed(self, photos: Path) -> None:
+        data = ImageFolder(photos, crop=8)
+        first = take(infinite_batches(data, 2, seed=7), 4)
+        again = take(infinite_batches(data, 2, seed=7), 4)
+        other = take(infinite_batches(data, 2, seed=8), 4)
+        assert first[0].shape == (2, 3, 8, 8)
+        assert all(torch.equal(a, b) for a, b in zip(first, again))
+        assert not all(torch.equal(a, b) for a, b in zip(first, other))
+
+    def test_resume_yields_the_uninterrupted_batches(self, photos: Path) -> None:
+        data = ImageFolder(photos, crop=8)
+        full = take(infinite_batches(data, 2, seed=3), 8)  # 5 images: batches span epochs
+        resumed = take(infinite_batches(data, 2, seed=3, start_step=5), 3)
+        assert all(torch.equal(a, b) for a, b in zip(full[5:], resumed))
+
+    def test_workers_do_not_change_the_batches(self, photos: Path) -> None:
+        data = ImageFolder(photos, crop=8)
+        plain = take(infinite_batches(data, 2, seed=1), 3)
+        workers = take(infinite_batches(data, 2, seed=1, num_workers=2), 3)
+        assert all(torch.equal(a, b) for a, b in zip(plain, workers))
+
+    def test_ranks_get_disjoint_shards_covering_each_epoch(self) -> None:
+        shards = [take(infinite_batches(KeyDataset(), 3, seed=0, rank=r, world_size=2), 4) for r in (0, 1)]
+        for epoch in (0, 1):  # 12 samples, 3 per rank per step: 2 steps per epoch
+            seen = [int(i) for shard in shards for batch in shard[2 * epoch:2 * epoch + 2] for i in batch]
+            assert sorted(seen) == list(range(12))
+        # the ranks split the stream a single process with the global batch would see
+        single = take(infinite_batches(KeyDataset(), 6, seed=0), 4)
+        assert all(torch.equal(torch.cat([shards[0][k], shards[1][k]]), single[k]) for k in range(4))
+
+
+def _train(model: nn.Module, optimizer, scheduler, steps: int) -> None:
+    for _ in range(steps):
+        x = torch.randn(4, 3, device=model.weight.device)  # draws from the global RNG, which the checkpoint must restore
+        loss = nn.functional.dropout(model(x), 0.5).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+
+
+def _fresh(device: str = "cpu") -> tuple[nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    model = nn.Linear(3, 2).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    return model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+
+class TestCheckpoint:
+    @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(
+        not torch.cuda.is_available(), reason="needs CUDA")])])
+    def test_restore_continues_bit_identically(self, tmp_path: Path, device: str) -> None:
+        torch.manual_seed(0)
+        model, optimizer, scheduler = _fresh(device)
+        _train(model, optimizer, scheduler, 3)
+        path = save_checkpoint(tmp_path / "run" / "train.ckpt", models={"net": model}, optimizers={"adam": optimizer},
+                               schedulers={"step": scheduler}, step=3, metadata={"crop": 256, "layers": ["a", "b"]})
+        _train(model, optimizer, scheduler, 3)
+
+        torch.manual_seed(123)
+        model2, optimizer2, scheduler2 = _fresh(device)
+        torch.randn(10, device=device)  # move the RNG on: restore must put it back
+        checkpoint = load_checkpoint(path)
+        assert restore(checkpoint, {"net": model2}, {"adam": optimizer2}, {"step": scheduler2}) == 3
+        assert checkpoint["metadata"] == {"crop": 256, "layers": ["a", "b"]}
+        _train(model2, optimizer2, scheduler2, 3)
+        for a, b in zip(model.parameters(), model2.parameters()):
+            assert torch.equal(a, b)
+        assert scheduler.get_last_lr() == scheduler2.get_last_lr()
+
+    def test_restore_reports_missing_and_mismatched_names(self, tmp_path: Path) -> None:
+        model, optimizer, _ = _fresh()
+        path = save_checkpoint(tmp_path / "c.ckpt", models={"net": model}, optimizers={"adam": optimizer}, step=1)
+        with pytest.raises(WeightsError, match="no models named decoder"):
+            restore(load_checkpoint(path), {"decoder": model})
+        with pytest.raises(WeightsError, match="'net' does not fit"):
+            restore(load_checkpoint(path), {"net": nn.Linear(5, 2)})
+
+    def test_loading_is_weights_only(self, tmp_path: Path) -> None:
+        torch.save({"format": CHECKPOINT_FORMAT, "step": 1, "code": Path("x")}, tmp_path / "evil.ckpt")
+        with pytest.raises(WeightsError, match="evil.ckpt"):
+            load_checkpoint(tmp_path / "evil.ckpt")
+        torch.save({"weight": torch.zeros(2)}, tmp_path / "plain.pth")
+        with pytest.raises(WeightsError, match="not a plugin_host training checkpoint"):
+            load_checkpoint(tmp_path / "plain.pth")
+        with pytest.raises(ValueError, match="metadata"):  # refused before writing, not after
+            save_checkpoint(tmp_path / "bad.ckpt", models={}, optimizers={}, step=0, metadata={"when": object()})
+        assert not (tmp_path / "bad.ckpt").exists()
+
+    def test_interrupted_save_leaves_no_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        model, optimizer, _ = _fresh()
+        save_checkpoint(tmp_path / "old.ckpt", models={"net": model}, optimizers={}, step=1)
+
+        def crash(obj, fp) -> None:
+            fp.write(b"half a checkpoint")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(torch, "save", crash)
+        for name in ("new.ckpt", "old.ckpt"):
+            with pytest.raises(KeyboardInterrupt):
+                save_checkpoint(tmp_path / name, models={"net": model}, optimizers={}, step=2)
+        monkeypatch.undo()
+        assert os.listdir(tmp_path) == ["old.ckpt"]
+        assert load_checkpoint(tmp_path / "old.ckpt")["step"] == 1
+
+    def test_export_model(self, tmp_path: Path) -> None:
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+        path = export_model(tmp_path / "decoder.pth", model, {"method": "adain", "width": 1.0})
+        payload = torch.load(path, weights_only=True)
+        assert payload["metadata"] == {"method": "adain", "width": 1.0}
+        state = payload["state_dict"]
+        assert state["0.weight"].dtype == torch.float16 and state["1.num_batches_tracked"].dtype == torch.int64
+        assert torch.equal(state["0.weight"], model[0].weight.detach().half())
+        assert set(load_state_dict(path)) == set(model.state_dict())
+
+
+def test_jsonl_log_truncates_on_resume(tmp_path: Path) -> None:
+    path = tmp_path / "train.log.jsonl"
+    log = JsonlLog(path)
+    for step in range(1, 7):
+        log.write(step, loss=1.0 / step, lr=torch.tensor(0.5))
+    with open(path, "a") as fp:
+        fp.write('{"step": 7, "lo')  # torn by a crash
+    assert [r["step"] for r in log.records()] == [1, 2, 3, 4, 5, 6]
+    assert log.records()[0]["lr"] == 0.5 and "time" in log.records()[0]
+
+    log = JsonlLog(path, resume_step=4)
+    log.write(5, loss=0.1)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5]
+    assert JsonlLog(path).records() == []
+
+
+def test_save_grid(tmp_path: Path) -> None:
+    rows = [torch.rand(2, 3, 8, 8) for _ in range(3)]
+    path = save_grid(tmp_path / "previews" / "grid.png", rows)
+    assert load_image(path).size == (2 * 8 + 3 * 2, 3 * 8 + 4 * 2)  # (W, H) with 2-pixel padding
+
+
+class TestRunSteps:
+    def test_runs_logs_and_saves(self, tmp_path: Path) -> None:
+        calls, saves, progress = [], [], Progress()
+        log = JsonlLog(tmp_path / "log.jsonl", resume_step=2)
+        result = run_steps(7, 2, lambda i: calls.append(i) or {"loss": torch.tensor(float(i))}, progress=progress,
+                           log=log, log_every=3, checkpoint_every=4, save_fn=saves.append)
+        assert result == 7 and calls == [2, 3, 4, 5, 6]
+        assert progress.step == 5 and saves == [4, 7]
+        assert [(r["step"], r["loss"]) for r in log.records()] == [(3, 2.0), (6, 5.0), (7, 6.0)]
+        log = JsonlLog(tmp_path / "log.jsonl")
+        run_steps(3, 0, lambda i: {"loss": 0.0}, log=log, log_every=0, save_fn=saves.append)
+        assert [r["step"] for r in log.records()] == [3] and saves[-1] == 3
+
+    @pytest.mark.parametrize("cancel_at, expected_saves", [(4, [2, 4, 5]), (3, [2, 4])])
+    def test_cancel_saves_then_raises(self, cancel_at: int, expected_saves: list[int]) -> None:
+        token, saves, progress = CancelToken(), [], Progress()
+
+        def step(i: int) -> dict[str, float]:
+            if i == cancel_at:
+                token.cancel()
+            return {"loss": 1.0}
+
+        with pytest.raises(Cancelled):
+            run_steps(10, 0, step, progress=progress, cancel=token, checkpoint_every=2, save_fn=saves.append)
+        assert saves == expected_saves  # the last save is where training resumes
+        assert progress.step == cancel_at + 1
+
+
+def test_init_distributed_single_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info = init_distributed()
+    assert (info.rank, info.world_size, info.is_main, info.is_distributed) == (0, 1, True, False)
+    model = nn.Linear(2, 2)
+    assert wrap_ddp(model, info) is model
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(PluginHostError, match="WORLD_SIZE"):
+        init_distributed()
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
+                      WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
+    info = init_distributed("cpu")  # gloo on the CPU also where there are GPUs
+    try:
+        torch.manual_seed(100 + rank)  # different initial weights: DDP must broadcast rank 0's
+        model = wrap_ddp(nn.Linear(4, 2), info)
+        start = [p.detach().clone() for p in model.parameters()]
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+        data = torch.Generator().manual_seed(rank)  # each rank its own data
+        for _ in range(2):
+            x = torch.randn(3, 4, generator=data)
+            optimizer.zero_grad()
+            model(x).pow(2).mean().backward()
+            optimizer.step()
+        torch.save({"start": start, "end": [p.detach() for p in model.parameters()], "main": info.is_main,
+                    "backend": info.backend}, Path(out) / f"rank{rank}.pt")
+    finally:
+        info.cleanup()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
+    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [r["main"] for r in ranks] == [True, False] and ranks[0]["backend"] == "gloo"
+    for a, b in zip(ranks[0]["start"], ranks[1]["start"]):
+        assert torch.equal(a, b)
+    for a, b, s in zip(ranks[0]["end"], ranks[1]["end"], ranks[0]["start"]):
+        assert torch.equal(a, b) and not torch.equal(a, s)
+    # averaged gradients: the same as one process training on both ranks' data
+    torch.manual_seed(100)
+    model = nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    gens = [torch.Generator().manual_seed(r) for r in (0, 1)]
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(torch.cat([torch.randn(3, 4, generator=g) for g in gens])).pow(2).mean().backward()
+        optimizer.step()
+    for a, b in zip(model.parameters(), ranks[0]["end"]):
+        torch.testing.assert_close(a.detach(), b)

@@ -158,9 +158,11 @@ class StringParam(Param):
 
 @dataclass(frozen=True)
 class PathParam(Param):
-    """A file path. ``must_exist`` is checked at validation; ``None`` (no file) is allowed when default is None."""
+    """A file (or, with ``directory``, a folder) path. ``must_exist`` is checked at validation;
+    ``None`` (no path) is allowed when the default is None."""
 
     must_exist: bool = True
+    directory: bool = False
     kind: ClassVar[str] = "path"
 
     def coerce(self, value: Any) -> Path | None:
@@ -169,13 +171,15 @@ class PathParam(Param):
                 return None
             raise self.fail(value, "a file is required, got")
         path = Path(value).expanduser()
-        if self.must_exist and not path.is_file():
-            raise ParameterError(self.name, f"no such file: {str(path)!r}",
+        exists = path.is_dir() if self.directory else path.is_file()
+        if self.must_exist and not exists:
+            what = "folder" if self.directory else "file"
+            raise ParameterError(self.name, f"no such {what}: {str(path)!r}",
                                  hint="check the path, or leave the parameter out")
         return path
 
     def _extra_json(self) -> dict[str, Any]:
-        return {"must_exist": self.must_exist}
+        return {"must_exist": self.must_exist, "directory": self.directory}
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,8 @@ if TYPE_CHECKING:
 _SHOW = 5
 
 
-def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None = None,
-                    strip_prefix: str | None = None, drop: str | None = None,
-                    layout: str | None = None) -> dict[str, Tensor]:
-    """Load a state dict with ``torch.load(weights_only=True)``.
-
-    :param expected: key → shape the result must match exactly (checked after ``strip_prefix``/``drop``).
-    :param strip_prefix: removed from the start of every key that has it (``"features."``).
-    :param drop: regex; keys it matches (``re.search``) are removed, e.g. legacy running stats.
-    :param layout: name of the expected layout, used in error messages.
-    """
+def load_weights_file(path: Path) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a clear WeightsError."""
     import torch
 
     path = Path(path)
@@ -40,6 +32,23 @@ def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None =
                            f"weights only ({reason})",
                            hint=f"check that {path} is the right file and not damaged; "
                                 "re-fetch or re-import it") from None
+    return obj
+
+
+def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None = None,
+                    strip_prefix: str | None = None, drop: str | None = None,
+                    layout: str | None = None) -> dict[str, Tensor]:
+    """Load a state dict with ``torch.load(weights_only=True)``.
+
+    :param expected: key → shape the result must match exactly (checked after ``strip_prefix``/``drop``).
+    :param strip_prefix: removed from the start of every key that has it (``"features."``).
+    :param drop: regex; keys it matches (``re.search``) are removed, e.g. legacy running stats.
+    :param layout: name of the expected layout, used in error messages.
+    """
+    import torch
+
+    path = Path(path)
+    obj = load_weights_file(path)
     state = _unwrap(obj)
     if state is None:
         raise WeightsError(f"{path.name} does not hold a state dict (got {type(obj).__name__})",

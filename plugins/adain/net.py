@@ -1,0 +1,429 @@
+"""Networks of AdaIN (Huang & Belongie, "Arbitrary Style Transfer in Real-time with Adaptive
+Instance Normalization", ICCV 2017): the AdaIN operation, the decoder and the published encoder.
+
+An encoder maps an RGB image in 0..1 to VGG activations at :data:`ENCODER_LAYERS`; AdaIN gives
+the content's ``relu4_1`` features the channel statistics of the style's; the :class:`Decoder`
+maps the result back to an image. Two encoders fit: our :class:`~plugin_host.encoders.VGGEncoder`
+and :class:`AdainVGGEncoder`, the normalised VGG19 of the published ``vgg_normalised.pth``.
+The module layouts reproduce the published files (naoto0804/pytorch-AdaIN) key for key, so
+``vgg_normalised.pth`` and ``decoder.pth`` load as they are.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchvision.models.vgg import cfgs as _TORCHVISION_CFGS
+
+from plugin_host.encoders import VGGEncoder
+from plugin_host.errors import WeightsError
+from plugin_host.losses import mean_std
+
+__all__ = [
+    "DECODER_ARCHITECTURES",
+    "ENCODER_LAYERS",
+    "AdainVGGEncoder",
+    "Decoder",
+    "adain",
+    "blend_stats",
+    "decoder_config",
+    "encode",
+    "load_adain_encoder",
+    "load_decoder",
+]
+
+#: Encoder layers AdaIN uses: all four for the style loss, ``relu4_1`` for AdaIN itself.
+ENCODER_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+#: Encoders a decoder can be built for (``"adain-vgg19"`` is the published normalised VGG19).
+DECODER_ARCHITECTURES: tuple[str, ...] = ("vgg19", "vgg16", "adain-vgg19")
+
+_CFG_KEY = {"vgg16": "D", "vgg19": "E", "adain-vgg19": "E"}
+#: Channels of relu4_1, the decoder's input, for every architecture.
+_FEATURE_CHANNELS = 512
+#: Output channels of the decoder's first conv at ``width=1`` (all architectures).
+_FIRST_WIDTH = 256
+
+#: Slices of the published normalised VGG19 ``nn.Sequential`` ending at each layer.
+_ADAIN_SLICES: dict[str, slice] = {
+    "relu1_1": slice(0, 4),
+    "relu2_1": slice(4, 11),
+    "relu3_1": slice(11, 18),
+    "relu4_1": slice(18, 31),
+}
+
+Stats = tuple[Tensor, Tensor]
+
+
+# --------------------------------------------------------------------------- AdaIN operation
+
+def _as_channel_stat(stat: Tensor, channels: int, name: str) -> Tensor:
+    """``(C,)``, ``(1, C)`` or ``(B, C)`` statistics as ``(B|1, C, 1, 1)`` for broadcasting."""
+    if stat.ndim == 1:
+        stat = stat.unsqueeze(0)
+    if stat.ndim != 2 or stat.shape[1] != channels:
+        raise ValueError(f"{name} has shape {tuple(stat.shape)}; expected (B, {channels}), "
+                         f"(1, {channels}) or ({channels},)")
+    return stat[:, :, None, None]
+
+
+def adain(content_feat: Tensor, style_mean: Tensor, style_std: Tensor, eps: float = 1e-5,
+          content_stats: Stats | None = None) -> Tensor:
+    r"""Adaptive instance normalisation.
+
+    .. math:: \operatorname{AdaIN}(x, y) = \sigma(y) \frac{x - \mu(x)}{\sigma(x)} + \mu(y)
+
+    with per-sample, per-channel :math:`\mu, \sigma` over the spatial axes (:func:`mean_std`).
+
+    Args:
+        content_feat: content features, :math:`(B, C, H, W)`.
+        style_mean: style channel means :math:`\mu(y)`, :math:`(B, C)`, :math:`(1, C)` or :math:`(C,)`.
+        style_std: style channel standard deviations :math:`\sigma(y)`, same shapes.
+        eps: added to the content variance (see :func:`plugin_host.losses.mean_std`).
+        content_stats: the content's ``(mean, std)`` to normalise with instead of the tensor's own,
+            e.g. statistics of the whole image when ``content_feat`` is one tile of it.
+
+    Returns:
+        :math:`(B, C, H, W)`: features whose channel means/stds are the style's.
+
+    Raises:
+        ValueError: shapes do not fit together.
+    """
+    mean, std = content_stats if content_stats is not None else mean_std(content_feat, eps)
+    channels = content_feat.shape[1]
+    target_mean = _as_channel_stat(style_mean, channels, "style_mean")
+    target_std = _as_channel_stat(style_std, channels, "style_std")
+    normalised = (content_feat - mean[:, :, None, None]) / std[:, :, None, None]
+    return normalised * target_std + target_mean
+
+
+def blend_stats(stats: Sequence[Stats], weights: Sequence[float]) -> Stats:
+    """Weighted average of style statistics, for style interpolation.
+
+    Weights are normalised to sum to 1. Because AdaIN is affine in ``(mean, std)``, AdaIN with
+    the blended statistics equals the same weighted sum of the per-style AdaIN outputs
+    (the interpolation of Huang & Belongie, Sec. 7).
+
+    Args:
+        stats: ``[(mean, std), …]`` with equal shapes, each :math:`(B, C)` or :math:`(1, C)`.
+        weights: one non-negative weight per entry, not all zero.
+
+    Returns:
+        ``(mean, std)`` of the shape of the inputs.
+
+    Raises:
+        ValueError: no statistics, a length mismatch, or invalid weights.
+    """
+    if not stats:
+        raise ValueError("blend_stats needs at least one (mean, std) pair")
+    if len(weights) != len(stats):
+        raise ValueError(f"got {len(weights)} weights for {len(stats)} styles")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"weights must be non-negative and not all zero, got {list(weights)}")
+    total = float(sum(weights))
+    mean = sum(m * (w / total) for (m, _), w in zip(stats, weights))
+    std = sum(s * (w / total) for (_, s), w in zip(stats, weights))
+    return mean, std  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- decoder
+
+def decoder_config(architecture: str) -> list[int | str]:
+    """The decoder's plan: the encoder's convs up to ``relu4_1``, reversed.
+
+    Each conv of the encoder prefix ``in → out`` becomes a decoder conv ``out → in`` and each
+    pool becomes ``"U"`` (nearest upsampling x2). The decoder input has 512 channels.
+
+    Args:
+        architecture: ``"vgg19"``, ``"adain-vgg19"`` (same plan) or ``"vgg16"``.
+
+    Returns:
+        Output channels of each decoder conv, with ``"U"`` where it upsamples, e.g. for vgg19
+        ``[256, "U", 256, 256, 256, 128, "U", 128, 64, "U", 64, 3]``.
+
+    Raises:
+        ValueError: unknown architecture.
+    """
+    if architecture not in _CFG_KEY:
+        raise ValueError(f"unknown decoder architecture {architecture!r}; "
+                         f"expected one of {DECODER_ARCHITECTURES}")
+    cfg = list(_TORCHVISION_CFGS[_CFG_KEY[architecture]])
+    prefix = cfg[: cfg.index(512) + 1]  # up to the first conv of block 4: relu4_1
+    inputs: list[int | str] = []
+    channels = 3
+    for entry in prefix:
+        if entry == "M":
+            inputs.append("U")
+        else:
+            inputs.append(channels)
+            channels = int(entry)
+    return inputs[::-1]
+
+
+class Decoder(nn.Sequential):
+    """Maps AdaIN-ed ``relu4_1`` features back to an RGB image.
+
+    A plain ``nn.Sequential`` (so its state-dict keys are ``1.weight``, ``5.weight``, … exactly
+    as in the published ``decoder.pth``): per conv of :func:`decoder_config` a
+    ``ReflectionPad2d(1)``, a 3x3 ``Conv2d`` and a ``ReLU`` (none after the last conv), with
+    ``Upsample(scale_factor=2, mode="nearest")`` for each ``"U"``. For vgg19 that is 29 modules.
+
+    Args:
+        architecture: encoder the decoder inverts: ``"vgg19"``, ``"adain-vgg19"`` or ``"vgg16"``.
+        width: multiplier of every inner channel count (0.25 gives a tiny decoder for tests);
+            the input stays 512 channels and the output 3.
+
+    Raises:
+        ValueError: unknown architecture or non-positive width.
+    """
+
+    def __init__(self, architecture: str = "vgg19", width: float = 1.0) -> None:
+        plan = decoder_config(architecture)
+        if not width > 0:
+            raise ValueError(f"width must be positive, got {width}")
+        modules: list[nn.Module] = []
+        channels = _FEATURE_CHANNELS
+        last = max(i for i, entry in enumerate(plan) if entry != "U")
+        for i, entry in enumerate(plan):
+            if entry == "U":
+                modules.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                continue
+            out = int(entry) if i == last else max(1, round(int(entry) * width))
+            modules += [nn.ReflectionPad2d(1), nn.Conv2d(channels, out, 3)]
+            if i != last:
+                modules.append(nn.ReLU())
+            channels = out
+        super().__init__(*modules)
+        self.architecture: str = architecture
+        self.width: float = float(width)
+
+    def forward(self, features: Tensor) -> Tensor:
+        """Decode features.
+
+        Args:
+            features: :math:`(B, 512, h, w)`, AdaIN output at ``relu4_1``.
+
+        Returns:
+            :math:`(B, 3, 8h, 8w)`, roughly RGB in 0..1 (not clamped).
+        """
+        return super().forward(features)
+
+    def metadata(self) -> dict[str, Any]:
+        """``{"architecture", "width"}``: what :func:`load_decoder` needs to rebuild this decoder."""
+        return {"architecture": self.architecture, "width": self.width}
+
+    def extra_repr(self) -> str:
+        return f"architecture={self.architecture!r}, width={self.width}"
+
+
+# --------------------------------------------------------------------------- published encoder
+
+class AdainVGGEncoder(nn.Module):
+    """The published normalised VGG19 of AdaIN (``vgg_normalised.pth``) up to ``relu4_1``, frozen.
+
+    ``self.net`` is modules ``[:31]`` of the published 53-module ``nn.Sequential``: a 1x1 conv
+    (index 0, the colour/mean preprocessing inherited from Caffe), then per VGG19 conv a
+    ``ReflectionPad2d(1)``, the 3x3 conv and a ``ReLU``, with ``MaxPool2d(2, ceil_mode=True)``
+    between blocks. Load weights with :func:`load_adain_encoder`.
+
+    Attributes:
+        architecture: ``"adain-vgg19"``.
+        layers: :data:`ENCODER_LAYERS`, the keys :meth:`forward` returns.
+    """
+
+    architecture = "adain-vgg19"
+    layers: tuple[str, ...] = ENCODER_LAYERS
+
+    def __init__(self) -> None:
+        super().__init__()
+        cfg = list(_TORCHVISION_CFGS["E"])
+        modules: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
+        channels = 3
+        for entry in cfg[: cfg.index(512) + 1]:
+            if entry == "M":
+                modules.append(nn.MaxPool2d(2, 2, ceil_mode=True))
+            else:
+                modules += [nn.ReflectionPad2d(1), nn.Conv2d(channels, int(entry), 3), nn.ReLU()]
+                channels = int(entry)
+        self.net = nn.Sequential(*modules)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> AdainVGGEncoder:
+        """Kept for the ``nn.Module`` API; the encoder stays in eval mode."""
+        return super().train(False)
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        """Activations at :data:`ENCODER_LAYERS`.
+
+        Args:
+            image: RGB batch in 0..1, :math:`(B, 3, H, W)`, used as is (no ImageNet
+                normalisation; the 1x1 conv does the preprocessing).
+
+        Returns:
+            ``{"relu1_1": (B, 64, H, W), "relu2_1": (B, 128, ⌈H/2⌉, ⌈W/2⌉),
+            "relu3_1": (B, 256, ⌈H/4⌉, …), "relu4_1": (B, 512, ⌈H/8⌉, …)}``
+            (ceil-mode pooling). Gradients flow to ``image``.
+
+        Raises:
+            ValueError: ``image`` is not a :math:`(B, 3, H, W)` tensor.
+        """
+        if not isinstance(image, Tensor) or image.ndim != 4 or image.shape[1] != 3:
+            got = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+            raise ValueError(f"expected an image of shape (B, 3, H, W), got {got}")
+        found: dict[str, Tensor] = {}
+        x = image
+        for name, part in _ADAIN_SLICES.items():
+            x = self.net[part](x)
+            found[name] = x
+        return found
+
+
+# --------------------------------------------------------------------------- loading
+
+def _check_and_load(module: nn.Module, state: Mapping[str, Any], what: str, hint: str) -> None:
+    """Strictly load ``state`` into ``module``, or raise one :class:`WeightsError` listing every problem."""
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{what}: expected a state dict, got {type(state).__name__}", hint)
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    missing = [key for key in expected if key not in state]
+    unexpected = [str(key) for key in state if key not in expected]
+    wrong = []
+    for key, shape in expected.items():
+        value = state.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, Tensor):
+            wrong.append(f"{key} is a {type(value).__name__}, not a tensor")
+        elif tuple(value.shape) != shape:
+            wrong.append(f"{key} {tuple(value.shape)} instead of {shape}")
+    problems = [f"{label} {_listing(items)}" for label, items in
+                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
+                if items]
+    if problems:
+        raise WeightsError(f"{what}: " + "; ".join(problems), hint)
+    module.load_state_dict(dict(state))
+
+
+def _listing(items: list[str], show: int = 5) -> str:
+    more = f", … ({len(items) - show} more)" if len(items) > show else ""
+    return ", ".join(items[:show]) + more
+
+
+def load_adain_encoder(state_dict: Mapping[str, Any]) -> AdainVGGEncoder:
+    """An :class:`AdainVGGEncoder` with the weights of the published ``vgg_normalised.pth``.
+
+    Keys of modules past ``relu4_1`` (index > 30: ``32.*``, ``35.*``, … ``51.*``) are ignored.
+
+    Args:
+        state_dict: ``{"0.weight": (3, 3, 1, 1), "0.bias": (3,), "2.weight": (64, 3, 3, 3), …}``.
+
+    Returns:
+        The frozen encoder in eval mode, on the CPU.
+
+    Raises:
+        WeightsError: a key of modules ``[:31]`` is missing, has the wrong shape, or the dict
+            holds keys that are not ``N.weight`` / ``N.bias``.
+    """
+    encoder = AdainVGGEncoder()
+    hint = ("expected AdaIN's vgg_normalised.pth (naoto0804/pytorch-AdaIN): 34 tensors with keys "
+            "'0.weight' (3, 3, 1, 1), '2.weight' (64, 3, 3, 3), … '51.bias'")
+    if not isinstance(state_dict, Mapping):
+        raise WeightsError(f"not an AdaIN VGG encoder: expected a state dict, got "
+                           f"{type(state_dict).__name__}", hint)
+    kept = {key: value for key, value in state_dict.items() if _module_index(key, default=-1) <= 30}
+    _check_and_load(encoder.net, kept, "not an AdaIN normalised VGG19 encoder", hint)
+    return encoder
+
+
+def _module_index(key: object, default: int) -> int:
+    """``N`` of a key ``"N.something"``, else ``default``."""
+    head = str(key).split(".", 1)[0]
+    return int(head) if head.isdigit() else default
+
+
+def _infer_decoder(state: Mapping[str, Any]) -> tuple[str, float]:
+    """Architecture and width of a decoder state dict without metadata.
+
+    The architecture is the one whose key set differs least from the given keys (ties: vgg19),
+    so a dict with one key missing is still recognised; a dict sharing no key with either (not
+    a decoder at all) is reported against vgg19, the published layout. The width is the first
+    conv's output channels / 256.
+    """
+    keys = set(map(str, state))
+    layouts = {arch: set(_decoder_keys(arch)) for arch in ("vgg19", "vgg16")}
+    if not any(keys & layout for layout in layouts.values()):
+        return "vgg19", 1.0
+    best = min(layouts, key=lambda arch: len(keys ^ layouts[arch]))
+    first = state.get(next(iter(_decoder_keys(best))))
+    width = first.shape[0] / _FIRST_WIDTH if isinstance(first, Tensor) and first.ndim == 4 else 1.0
+    return best, width
+
+
+def _decoder_keys(architecture: str) -> dict[str, tuple[int, ...]]:
+    """Key → shape of a width-1 decoder (built on the meta device, nothing allocated)."""
+    with torch.device("meta"):
+        decoder = Decoder(architecture)
+    return {key: tuple(value.shape) for key, value in decoder.state_dict().items()}
+
+
+def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Decoder:
+    """A :class:`Decoder` with the given weights.
+
+    Args:
+        state_dict: ``nn.Sequential`` keys ``1.weight`` (C, 512, 3, 3), ``1.bias``, ``5.weight``, …,
+            as in the published ``decoder.pth`` or a decoder trained here.
+        metadata: ``{"architecture", "width"}`` from :meth:`Decoder.metadata`; without it (the
+            published file) both are inferred from the keys and shapes.
+
+    Returns:
+        The decoder in eval mode, on the CPU, with trainable parameters.
+
+    Raises:
+        WeightsError: bad metadata, or keys/shapes that do not match the decoder's layout.
+    """
+    hint = ("expected AdaIN's decoder.pth (naoto0804/pytorch-AdaIN: 18 tensors, keys '1.weight' "
+            "(256, 512, 3, 3) … '28.bias' (3,)) or a decoder checkpoint trained by plugin_host")
+    if not isinstance(state_dict, Mapping):
+        raise WeightsError(f"not an AdaIN decoder: expected a state dict, got "
+                           f"{type(state_dict).__name__}", hint)
+    if metadata and ("architecture" in metadata or "width" in metadata):
+        architecture = metadata.get("architecture", "vgg19")
+        width = metadata.get("width", 1.0)
+        if architecture not in _CFG_KEY or not isinstance(width, (int, float)) or not width > 0:
+            raise WeightsError(f"AdaIN decoder metadata names architecture {architecture!r} and "
+                               f"width {width!r}; expected one of {DECODER_ARCHITECTURES} and a "
+                               "positive number", hint)
+    else:
+        architecture, width = _infer_decoder(state_dict)
+    decoder = Decoder(architecture, width)
+    label = architecture if width == 1 else f"{architecture}, width {width:g}"
+    _check_and_load(decoder, state_dict, f"not an AdaIN decoder for {label}", hint)
+    return decoder.eval()
+
+
+# --------------------------------------------------------------------------- encoding
+
+def encode(encoder: VGGEncoder | AdainVGGEncoder, image: Tensor) -> dict[str, Tensor]:
+    """Features at :data:`ENCODER_LAYERS` from either kind of encoder.
+
+    Args:
+        encoder: a :class:`~plugin_host.encoders.VGGEncoder` built with (at least)
+            :data:`ENCODER_LAYERS`, or an :class:`AdainVGGEncoder`.
+        image: RGB batch in 0..1, :math:`(B, 3, H, W)`; each encoder normalises it as its
+            weights expect.
+
+    Returns:
+        ``{layer: (B, C, h, w)}`` for ``relu1_1 … relu4_1`` in that order
+        (C = 64, 128, 256, 512).
+
+    Raises:
+        ValueError: the encoder does not return one of :data:`ENCODER_LAYERS`.
+    """
+    features = encoder(image)
+    missing = [name for name in ENCODER_LAYERS if name not in features]
+    if missing:
+        raise ValueError(f"encoder does not return {missing}; build it with layers={ENCODER_LAYERS}")
+    return {name: features[name] for name in ENCODER_LAYERS}

@@ -1,0 +1,61 @@
+"""Inputs and parameters of AdaIN, for stylising and for training, declared once."""
+from plugin_host.builtin_weights import DEFAULT_ENCODER
+from plugin_host.errors import ParameterError
+from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ModelParam, Params,
+                                PathParam, Schema)
+
+DEFAULT_DECODER = "adain-decoder-vgg16-hed"
+
+INPUTS = (
+    ImageInput("content", label="Content image", help="the picture to restyle", role="content"),
+    ImageInput("style", label="Style images", help="painting(s) whose style to take", role="style",
+               multiple=True, weighted=True),
+    ImageInput("mask", label="Masks", help="one mask per style: white where that style applies", role="mask",
+               required=False, multiple=True),
+)
+
+SCHEMA = Schema(params=(
+    FloatParam("alpha", "Style strength", "0 keeps the content (decoder reconstruction), 1 is full style", 1.0,
+               min=0.0, max=1.0, step=0.05),
+    ModelParam("decoder", "Decoder", "trained decoder; it fixes the encoder it was trained with",
+               DEFAULT_DECODER, model_kind="adain-decoder"),
+    ChoiceParam("preserve_colors", "Preserve colours",
+                "histogram: recolour the style to the content first; luminance: keep the content's chroma",
+                "none", choices=("none", "luminance", "histogram")),
+    IntParam("content_size", "Content size", "longest side of the result in pixels (0 = keep)", 1024,
+             min=0, max=16384),
+    IntParam("style_size", "Style size", "longest side the style image is read at (0 = keep)", 512,
+             min=0, max=4096),
+    IntParam("tile_size", "Tile size", "process larger images in tiles of this size (0 = never)", 1024,
+             min=0, max=8192),
+))
+
+
+def _positive_schedule(params: Params) -> None:
+    if params.checkpoint_every > params.iterations:
+        raise ParameterError("checkpoint_every", "is larger than iterations", hint="lower it")
+
+
+TRAIN_SCHEMA = Schema(params=(
+    PathParam("content_dir", "Content photos", "folder of training photos (searched recursively)", None,
+              directory=True),
+    PathParam("style_dir", "Style paintings", "folder of training paintings (searched recursively)", None,
+              directory=True),
+    PathParam("out", "Output model", "where to write the trained decoder (fp16, with metadata)", None,
+              must_exist=False),
+    ModelParam("encoder", "Encoder", "VGG the decoder is trained for", DEFAULT_ENCODER, model_kind="encoder"),
+    IntParam("iterations", "Iterations", "training steps", 20000, min=1, max=10_000_000),
+    IntParam("batch_size", "Batch size", "images per step (per process under torchrun)", 8, min=1, max=256),
+    IntParam("crop", "Crop", "random crop size in pixels", 256, min=32, max=1024),
+    IntParam("resize_short", "Resize", "short side before cropping (0 = keep)", 320, min=0, max=4096),
+    FloatParam("learning_rate", "Learning rate", "Adam learning rate", 1e-4, min=1e-7, max=1.0),
+    FloatParam("lr_decay", "Learning-rate decay", "lr / (1 + decay × step)", 5e-5, min=0.0, max=1.0),
+    FloatParam("style_weight", "Style weight (λ)", "weight of the mean/std style loss", 10.0, min=0.0, max=1e6),
+    FloatParam("width", "Decoder width", "channel multiplier of the decoder (1 = as the encoder)", 1.0,
+               min=0.0625, max=2.0),
+    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
+    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
+    IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
+    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
+    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+), checks=(_positive_schedule,))

@@ -1,0 +1,94 @@
+"""Train an AdaIN decoder for any registered VGG encoder.
+
+    plugin_host train adain --content-dir photos/ --style-dir paintings/ --out decoder.pth
+    torchrun --nproc-per-node 4 -m plugin_host train adain ...      # several GPUs (DDP)
+
+Loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
+as its relu4_1 features (content loss) and the style's per-channel mean/std at relu1_1 …
+relu4_1 (style loss, weight λ). Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
+state for exact resume; ``OUT`` is the fp16 decoder with its metadata; ``OUT.log.jsonl`` the losses.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from plugin_host.context import RunContext
+from plugin_host.losses import content_loss, mean_std, mean_std_style_loss
+from plugin_host.schema import Params
+from plugin_host.training import (JsonlLog, export_model, init_distributed, infinite_batches, load_checkpoint,
+                                  restore, run_steps, save_checkpoint, save_grid, wrap_ddp, ImageFolder)
+
+from .models import load_encoder
+from .net import ENCODER_LAYERS, Decoder, adain, encode
+
+
+def train(params: Params, ctx: RunContext) -> Path:
+    dist = init_distributed(device_type=ctx.device.type)
+    if dist.is_distributed:
+        ctx.device = dist.device  # one GPU per process under torchrun
+    device = ctx.device
+    torch.manual_seed(ctx.seed if ctx.seed is not None else 0)
+    encoder_entry = ctx.registry.weights[params.encoder]
+    encoder = load_encoder(ctx, params.encoder)
+    decoder = Decoder(encoder_entry.architecture, width=params.width).to(device)
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=params.learning_rate)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + params.lr_decay * step))
+
+    out = Path(params.out)
+    checkpoint_path = out.with_name(out.name + ".ckpt")
+    start = 0
+    if params.resume and checkpoint_path.exists():
+        start = restore(load_checkpoint(checkpoint_path), {"decoder": decoder}, {"adam": optimizer},
+                        {"decay": schedule})
+    model = wrap_ddp(decoder, dist)
+    seed = ctx.seed if ctx.seed is not None else 0
+    contents = infinite_batches(ImageFolder(params.content_dir, params.crop, params.resize_short or None),
+                                params.batch_size, seed, start_step=start, rank=dist.rank,
+                                world_size=dist.world_size, num_workers=params.workers)
+    styles = infinite_batches(ImageFolder(params.style_dir, params.crop, params.resize_short or None),
+                              params.batch_size, seed + 1, start_step=start, rank=dist.rank,
+                              world_size=dist.world_size, num_workers=params.workers)
+    log = JsonlLog(out.with_name(out.name + ".log.jsonl"), resume_step=start) if dist.is_main else None
+    metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
+                "width": params.width, "crop": params.crop, "style_weight": params.style_weight}
+
+    def step(index: int) -> dict[str, float]:
+        content = next(contents).to(device)
+        style = next(styles).to(device)
+        with torch.no_grad():
+            content_features = encode(encoder, content)
+            style_features = encode(encoder, style)
+            target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
+        image = model(target)
+        features = encode(encoder, image)
+        loss_c = content_loss(features["relu4_1"], target)
+        loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_features[layer]))
+                     for layer in ENCODER_LAYERS)
+        loss = loss_c + params.style_weight * loss_s
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if dist.is_main and params.preview_every and (index + 1) % params.preview_every == 0:
+            grid = out.with_name(f"{out.stem}-preview-{index + 1:07d}.png")
+            save_grid(grid, [content[:4], style[:4], image.detach().clamp(0, 1)[:4]], nrow=min(4, len(content)))
+            ctx.progress.preview(str(grid))
+        return {"loss": float(loss.detach()), "content": float(loss_c.detach()), "style": float(loss_s.detach()),
+                "lr": schedule.get_last_lr()[0]}
+
+    def save(at_step: int) -> None:
+        if dist.is_main:
+            save_checkpoint(checkpoint_path, models={"decoder": decoder}, optimizers={"adam": optimizer},
+                            schedulers={"decay": schedule}, step=at_step, metadata=metadata)
+            export_model(out, decoder, {**metadata, "steps": at_step})
+
+    ctx.progress.stage("train adain", total=params.iterations)
+    ctx.progress.advance(start)
+    try:
+        run_steps(params.iterations, start, step, progress=ctx.progress, cancel=ctx.cancel, log=log,
+                  checkpoint_every=params.checkpoint_every, save_fn=save, log_every=params.log_every)
+    finally:
+        dist.cleanup()
+    return out

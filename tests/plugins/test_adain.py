@@ -1,0 +1,156 @@
+"""AdaIN: conformance, the op inside the method, blending, masks, tiling, training and resume.
+
+A tiny random decoder (width 1/4) stands in where quality does not matter; the encoder is
+the real default VGG16 from the shared weights.
+"""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+from plugin_host import UrlSource, WeightsEntry, hookimpl
+from plugin_host.losses import mean_std
+from plugin_host.plugins import load_registry
+from plugin_host.runner import Session
+from plugin_host.testing import MethodConformance
+
+TEST_DECODER = "adain-decoder-test"
+
+
+def tiny_decoder_registry(folder: Path):
+    """A registry with an extra plugin that registers a random width-1/4 decoder for the default encoder."""
+    from plugin_host_adain.net import Decoder
+    from plugin_host.training import export_model
+
+    path = folder / "adain-decoder-test.pth"
+    if not path.exists():
+        torch.manual_seed(0)
+        export_model(path, Decoder("vgg16", width=0.25),
+                     {"encoder": "vgg16-caffe-hed", "architecture": "vgg16", "width": 0.25}, dtype=torch.float32)
+    entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
+                         extra={"encoder": "vgg16-caffe-hed"})
+    plugin = types.ModuleType("adain_test_decoder")
+    plugin.register_weights = hookimpl(lambda register: register(entry))
+    return load_registry(extra_plugins=[("adain_test_decoder", plugin)])
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    return tiny_decoder_registry(tmp_path_factory.mktemp("adain"))
+
+
+@pytest.fixture(scope="module")
+def session(registry, shared_dir):
+    return Session(registry=registry, device="cpu", seed=0)
+
+
+class TestAdainConformance(MethodConformance):
+    method_name = "adain"
+    params = {"decoder": TEST_DECODER, "content_size": 64}
+
+    def registry(self):
+        import tempfile
+
+        return tiny_decoder_registry(Path(tempfile.gettempdir()))
+
+
+def test_global_content_statistics_override_the_tiles_own():
+    from plugin_host_adain.net import adain
+
+    torch.manual_seed(0)
+    content, style = torch.randn(1, 8, 6, 10) * 3 + 1, torch.randn(1, 8, 7, 4) * 0.5 - 2
+    whole = adain(content, *mean_std(style))
+    left = adain(content[..., :5], *mean_std(style), content_stats=mean_std(content))
+    assert torch.allclose(whole[..., :5], left, atol=1e-5)
+
+
+def test_blend_weights_one_zero_equal_the_single_style(session, tiny_image):
+    other = tiny_image.flip(-1) * 0.5
+    raw = {"decoder": TEST_DECODER}
+    single = session.run("adain", {"content": tiny_image, "style": [tiny_image.flip(-2)]}, raw).rgb
+    blended = session.run("adain", {"content": tiny_image, "style": [tiny_image.flip(-2), other]}, raw,
+                          blend_weights={"style": (1.0, 0.0)}).rgb
+    assert torch.allclose(single, blended, atol=1e-6)
+
+
+def test_alpha_zero_ignores_the_style(session, tiny_image):
+    raw = {"decoder": TEST_DECODER, "alpha": 0.0}
+    a = session.run("adain", {"content": tiny_image, "style": [tiny_image.flip(-1)]}, raw).rgb
+    b = session.run("adain", {"content": tiny_image, "style": [torch.rand_like(tiny_image)]}, raw).rgb
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_masks_give_each_region_its_own_style_statistics(session):
+    """Left half takes style A, right half style B: the relu4_1 targets follow each style in its half."""
+    from plugin_host_adain.models import load_models
+    from plugin_host_adain.run import _transfer
+
+    torch.manual_seed(0)
+    encoder, _ = load_models(session.context, TEST_DECODER)
+    features = torch.rand(1, 512, 8, 16)
+    style_a = torch.randn(1, 512, 8, 8) * 2 + torch.linspace(0, 4, 512)[None, :, None, None]
+    style_b = torch.randn(1, 512, 8, 8) * 0.3 - torch.linspace(0, 4, 512)[None, :, None, None]
+    stats = [mean_std(style_a), mean_std(style_b)]
+    masks = torch.zeros(1, 2, 8, 16)
+    masks[:, 0, :, :8], masks[:, 1, :, 8:] = 1, 1
+    target = _transfer(features, stats, torch.tensor([0.5, 0.5]), None, masks)
+    (left_mean, left_std), (right_mean, right_std) = mean_std(target[..., :8]), mean_std(target[..., 8:])
+    gap = (stats[0][0] - stats[1][0]).abs().mean()
+    assert (left_mean - stats[0][0]).abs().mean() < 0.1 * gap
+    assert (right_mean - stats[1][0]).abs().mean() < 0.1 * gap
+    assert (left_std / right_std).mean() > 3  # style A is spread ~7x wider than style B
+
+
+def test_tiled_matches_untiled_and_seams_are_invisible(session):
+    """A 160×160 image in 96-px tiles vs in one piece; seams measured across tile borders."""
+    torch.manual_seed(1)
+    y, x = torch.meshgrid(torch.linspace(0, 6, 160), torch.linspace(0, 6, 160), indexing="ij")
+    content = torch.stack([torch.sin(x) * 0.4 + 0.5, torch.cos(y) * 0.4 + 0.5, (x * y).sin() * 0.3 + 0.5])[None]
+    style = torch.rand(1, 3, 64, 64)
+    raw = {"decoder": TEST_DECODER, "content_size": 0}
+    whole = session.run("adain", {"content": content, "style": [style]}, {**raw, "tile_size": 0}).rgb
+    tiled = session.run("adain", {"content": content, "style": [style]}, {**raw, "tile_size": 96}).rgb
+    difference = (whole - tiled).abs()
+    assert difference.mean() < 0.01, float(difference.mean())
+    # seam figure: mean step between neighbouring columns at tile borders vs elsewhere
+    steps = (tiled[..., 1:] - tiled[..., :-1]).abs().mean((0, 1, 2))
+    border_cols = [c for c in range(60, 100)]  # the overlap region of the first vertical border
+    ratio = steps[border_cols].mean() / steps.mean()
+    assert ratio < 1.5, float(ratio)
+
+
+def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, registry):
+    from PIL import Image
+
+    from plugin_host.training import load_checkpoint
+
+    for folder, seed in (("photos", 1), ("paintings", 2)):
+        (tmp_path / folder).mkdir()
+        gen = torch.Generator().manual_seed(seed)
+        for i in range(4):
+            pixels = (torch.rand(48, 48, 3, generator=gen) * 255).byte().numpy()
+            Image.fromarray(pixels).save(tmp_path / folder / f"{i}.png")
+    method = Session(registry=registry, device="cpu", seed=0).method("adain")
+
+    def train(iterations: int, out: Path, resume: bool = True):
+        session = Session(registry=registry, device="cpu", seed=0)
+        params = method.train_schema.validate({
+            "content_dir": tmp_path / "photos", "style_dir": tmp_path / "paintings", "out": out,
+            "iterations": iterations, "batch_size": 2, "crop": 32, "resize_short": 0, "width": 0.25,
+            "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "learning_rate": 1e-3, "resume": resume,
+        }, models=registry.model_names())
+        method.resolve_train()(params, session.context)
+        return load_checkpoint(out.with_name(out.name + ".ckpt"))
+
+    straight = train(6, tmp_path / "a.pth")
+    train(3, tmp_path / "b.pth")
+    resumed = train(6, tmp_path / "b.pth")
+    for key, value in straight["models"]["decoder"].items():
+        assert torch.equal(value, resumed["models"]["decoder"][key]), key
+    import json
+
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
+    assert len(losses) == 6 and losses[-1] < losses[0], losses

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "cli.md"
-COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["train"], ["weights"], ["weights", "list"],
+COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["train"], ["train", "adain"], ["weights"], ["weights", "list"],
             ["weights", "fetch"], ["weights", "verify"], ["weights", "import"]]
 
 

@@ -32,14 +32,12 @@ def _flag(name: str) -> str:
 
 
 def _param_help(param: Param, registry: Registry) -> str:
-    allowed = param.describe_allowed()
+    allowed = "" if isinstance(param, BoolParam) else param.describe_allowed()  # a flag takes no value
     if isinstance(param, ModelParam):
         allowed = ", ".join(registry.model_names().get(param.model_kind, [])) or "none installed"
     parts = [param.help.rstrip(".")] if param.help else []
     if allowed:
         parts.append(allowed)
-    if isinstance(param, BoolParam):
-        allowed = ""
     if param.default not in (None, ""):
         default = param.default
         if isinstance(param, BoolParam):

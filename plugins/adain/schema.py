@@ -31,9 +31,10 @@ SCHEMA = Schema(params=(
 ))
 
 
-def _positive_schedule(params: Params) -> None:
-    if params.checkpoint_every > params.iterations:
-        raise ParameterError("checkpoint_every", "is larger than iterations", hint="lower it")
+def _folders_and_output_given(params: Params) -> None:
+    for name in ("content_dir", "style_dir", "out"):
+        if params[name] is None:
+            raise ParameterError(name, "is required", hint=f"give --{name.replace('_', '-')} PATH")
 
 
 TRAIN_SCHEMA = Schema(params=(
@@ -58,4 +59,4 @@ TRAIN_SCHEMA = Schema(params=(
     IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
     BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
     IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
-), checks=(_positive_schedule,))
+), checks=(_folders_and_output_given,))

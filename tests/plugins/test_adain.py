@@ -154,3 +154,31 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, regi
 
     losses = [json.loads(line)["loss"] for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
     assert len(losses) == 6 and losses[-1] < losses[0], losses
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_training_on_cpu_with_two_processes(tmp_path, shared_dir):
+    """`torchrun --nproc-per-node 2 -m plugin_host train adain` with gloo: one log, one model, both ranks stepped."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for folder in ("photos", "paintings"):
+        (tmp_path / folder).mkdir()
+        for i in range(4):
+            Image.effect_noise((40, 40), 40 + 10 * i).convert("RGB").save(tmp_path / folder / f"{i}.png")
+    out = tmp_path / "ddp.pth"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "plugin_host", "train", "adain", "--device", "cpu", "--content-dir", tmp_path / "photos",
+         "--style-dir", tmp_path / "paintings", "--out", out, "--iterations", "2", "--batch-size", "1",
+         "--crop", "32", "--resize-short", "0", "--width", "0.25", "--checkpoint-every", "2", "--log-every", "1",
+         "--preview-every", "0", "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "ddp.pth.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]  # rank 0 alone writes the log
+    assert out.exists() and (tmp_path / "ddp.pth.ckpt").exists()

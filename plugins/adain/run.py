@@ -78,8 +78,12 @@ def _transfer(features, stats, weights, content_stats, masks) -> torch.Tensor:
         std = sum(w * s for w, (_, s) in zip(weights, stats))
         return adain(features, mean, std, content_stats=content_stats)
     small = F.interpolate(masks, size=features.shape[-2:], mode="bilinear", align_corners=False)
-    small = small / small.sum(1, keepdim=True).clamp_min(1e-6)  # regions sum to one where any mask is set
-    return sum(small[:, i:i + 1] * adain(features, m, s, content_stats=content_stats) for i, (m, s) in enumerate(stats))
+    coverage = small.sum(1, keepdim=True)
+    shares = small / coverage.clamp_min(1e-6)  # overlapping masks share a pixel
+    styled = sum(shares[:, i:i + 1] * adain(features, m, s, content_stats=content_stats)
+                 for i, (m, s) in enumerate(stats))
+    coverage = coverage.clamp(max=1)  # where no mask is set the content stays unstyled
+    return coverage * styled + (1 - coverage) * features
 
 
 def _masks(inputs: Inputs, count: int, content: torch.Tensor) -> torch.Tensor | None:

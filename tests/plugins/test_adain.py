@@ -102,6 +102,9 @@ def test_masks_give_each_region_its_own_style_statistics(session):
     assert (left_mean - stats[0][0]).abs().mean() < 0.1 * gap
     assert (right_mean - stats[1][0]).abs().mean() < 0.1 * gap
     assert (left_std / right_std).mean() > 3  # style A is spread ~7x wider than style B
+    masks[:, 1] = 0  # nothing covers the right half any more: it keeps the content's features
+    target = _transfer(features, stats, torch.tensor([0.5, 0.5]), None, masks)
+    assert torch.allclose(target[..., 10:], features[..., 10:])
 
 
 def test_tiled_matches_untiled_and_seams_are_invisible(session):

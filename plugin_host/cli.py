@@ -326,10 +326,10 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     }
     handler = handlers.get(args.command) or (lambda: args.plugin_handler(args))
     with _cancel_on_signals(cancel):
-        return _guarded(handler, registry, getattr(args, "method", None))
+        return _guarded(handler, registry, getattr(args, "method", None), args.command)
 
 
-def _guarded(handler: Callable[[], int], registry: Registry, method: str | None) -> int:
+def _guarded(handler: Callable[[], int], registry: Registry, method: str | None, command: str = "") -> int:
     """Map outcomes to exit codes: user errors and cancels print one line, bugs get a log file."""
     try:
         return int(handler())
@@ -337,7 +337,9 @@ def _guarded(handler: Callable[[], int], registry: Registry, method: str | None)
         print(f"error: {err}", file=sys.stderr)
         return ExitCode.USAGE
     except (Cancelled, KeyboardInterrupt):
-        print("cancelled: no partial output was written", file=sys.stderr)
+        after = ("the last checkpoint is kept: run the same command to resume" if command == "train"
+                 else "no partial output was written")
+        print(f"cancelled: {after}", file=sys.stderr)
         return ExitCode.CANCELLED
     except Exception as err:
         if os.environ.get("PLUGIN_HOST_DEBUG"):

@@ -84,8 +84,8 @@ def train(params: Params, ctx: RunContext) -> Path:
                             schedulers={"decay": schedule}, step=at_step, metadata=metadata)
             export_model(out, decoder, {**metadata, "steps": at_step})
 
-    ctx.progress.stage("train adain", total=params.iterations)
-    ctx.progress.advance(start)
+    # A resumed run reports the steps left, so its ETA is not skewed by steps done earlier.
+    ctx.progress.stage("train adain" + (f" from step {start}" if start else ""), total=params.iterations - start)
     try:
         run_steps(params.iterations, start, step, progress=ctx.progress, cancel=ctx.cancel, log=log,
                   checkpoint_every=params.checkpoint_every, save_fn=save, log_every=params.log_every)

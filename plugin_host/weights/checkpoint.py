@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Mapping
 from ..errors import WeightsError
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 _SHOW = 5
@@ -77,18 +78,46 @@ def _unwrap(obj: object) -> Mapping | None:
     return obj
 
 
+def layout_problems(state: Mapping[str, object], expected: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Missing keys, unexpected keys and wrong shapes of ``state`` against ``expected``, one phrase each."""
+    import torch
+
+    missing = [k for k in expected if k not in state]
+    unexpected = [str(k) for k in state if k not in expected]
+    mismatched = []
+    for key, shape in expected.items():
+        value = state.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, torch.Tensor):
+            mismatched.append(f"{key} is a {type(value).__name__}, not a tensor")
+        elif tuple(value.shape) != tuple(shape):
+            mismatched.append(f"{key} {tuple(value.shape)} instead of {tuple(shape)}")
+    return [_listing(label, items) for label, items in
+            (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", mismatched)) if items]
+
+
+def load_strict(module: "torch.nn.Module", state: Mapping[str, object], what: str, hint: str) -> None:
+    """Load ``state`` into ``module`` exactly, or raise one :class:`WeightsError` listing every problem.
+
+    ``what`` starts the message ("not an AdaIN decoder"), ``hint`` says which file is expected.
+    """
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{what}: expected a state dict, got {type(state).__name__}", hint=hint)
+    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
+    problems = layout_problems(state, expected)
+    if problems:
+        raise WeightsError(f"{what}: " + "; ".join(problems), hint=hint)
+    module.load_state_dict(dict(state))
+
+
 def _check_layout(path: Path, state: Mapping[str, Tensor], expected: Mapping[str, tuple[int, ...]],
                   layout: str | None) -> None:
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [f"{k} {tuple(state[k].shape)} instead of {tuple(expected[k])}"
-                  for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]
-    if not (missing or unexpected or mismatched):
+    problems = layout_problems(state, expected)
+    if not problems:
         return
-    parts = [_listing(label, items) for label, items in
-             (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", mismatched)) if items]
     what = f"the {layout} layout" if layout else f"the expected layout ({len(expected)} tensors)"
-    raise WeightsError(f"{path.name} does not match {what}: " + "; ".join(parts),
+    raise WeightsError(f"{path.name} does not match {what}: " + "; ".join(problems),
                        hint="this file is for another network or another version of it; check which file "
                             "the method needs with `plugin_host weights list`")
 

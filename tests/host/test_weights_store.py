@@ -57,9 +57,26 @@ def store(folders: tuple[Path, Path]) -> WeightsStore:
 def test_defaults_come_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLUGIN_HOST_CACHE", str(tmp_path / "c"))
     monkeypatch.setenv("PLUGIN_HOST_WEIGHTS_PATH", os.pathsep.join([str(tmp_path / "x"), str(tmp_path / "y")]))
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(tmp_path / "m"))
     store = WeightsStore({})
     assert store.cache_dir == tmp_path / "c"
-    assert store.search_path == [tmp_path / "x", tmp_path / "y"]
+    assert store.search_path == [tmp_path / "x", tmp_path / "y", tmp_path / "m"]  # the user's models last
+
+
+def test_installed_models_come_from_cards(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin_host.weights.user_models import installed_models, write_card
+
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(tmp_path))
+    (tmp_path / "ink.pth").write_bytes(b"x")
+    write_card(tmp_path / "ink.pth", {"name": "ink-wash", "model_kind": "perceptual-style", "description": "d"})
+    (tmp_path / "other.pth").write_bytes(b"x")
+    write_card(tmp_path / "other.pth", {"model_kind": "adain-decoder"})
+    (tmp_path / "bare.pth").write_bytes(b"x")  # no card: not listed
+    (tmp_path / "broken.pth").write_bytes(b"x")
+    (tmp_path / "broken.pth.json").write_text("{not json")
+    [entry] = installed_models("perceptual-style")
+    assert (entry.name, entry.file, entry.description) == ("ink-wash", "ink.pth", "d")
+    assert WeightsStore({entry.name: entry}).locate("ink-wash") == tmp_path / "ink.pth"
 
 
 def test_search_path_beats_cache(store: WeightsStore, folders: tuple[Path, Path]) -> None:
@@ -271,3 +288,29 @@ def test_digest_prefix_entries(folders: tuple[Path, Path], tmp_path: Path) -> No
     assert store.verify()[0].status == "bad-digest"
     with pytest.raises(WeightsError, match=sha(A_BYTES)[:8]):
         store.path("tv")
+
+
+def test_zip_member_source_extracts_and_checks_the_git_blob_id(tmp_path: Path) -> None:
+    import subprocess as sp
+    import zipfile
+
+    from plugin_host.weights import ZipMemberSource
+
+    archive = tmp_path / "saved_models.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("saved_models/candy.pth", b"candy weights")
+        zf.writestr("saved_models/udnie.pth", b"udnie weights")
+    (tmp_path / "blob").write_bytes(b"candy weights")
+    blob = sp.run(["git", "hash-object", str(tmp_path / "blob")], capture_output=True, text=True,
+                  check=True).stdout.strip()
+    source = ZipMemberSource(archive.as_uri(), "saved_models/candy.pth", "saved_models.zip")
+    good = WeightsEntry("candy", "candy.pth", "style", "johnson", "raw", source, None, git_blob_sha1=blob)
+    wrong = WeightsEntry("udnie", "udnie.pth", "style", "johnson", "raw",
+                         ZipMemberSource(archive.as_uri(), "saved_models/udnie.pth", "saved_models.zip"), None,
+                         git_blob_sha1=blob)
+    store = WeightsStore({"candy": good, "udnie": wrong}, cache_dir=tmp_path / "cache", search_path=[])
+    assert store.path("candy").read_bytes() == b"candy weights"
+    assert [r.status for r in store.verify(["candy"])] == ["ok"]
+    with pytest.raises(WeightsError, match="udnie.pth in .* is not 'udnie': git blob id"):
+        store.fetch("udnie")
+    assert not (tmp_path / "cache" / "udnie.pth").exists()  # nothing wrong is left installed

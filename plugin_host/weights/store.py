@@ -133,7 +133,13 @@ class WeightsStore:
             elif isinstance(source, ZipMemberSource):
                 archive = self.cache_dir / source.archive_file
                 if not archive.is_file():
-                    download(source.url, archive, progress=progress, cancel=cancel)
+                    try:
+                        download(source.url, archive, progress=progress, cancel=cancel)
+                    except WeightsError as err:
+                        raise WeightsError(err.message, hint=(
+                            f"fetch again later (a partial download resumes); or get {source.url} by hand, "
+                            f"extract {source.member} and run `plugin_host weights import "
+                            f"{Path(source.member).name} --name {entry.name}`")) from None
                 extract_member(archive, source.member, dest)
                 problem = self._problem(entry, dest)
                 if problem:
@@ -183,6 +189,10 @@ class WeightsStore:
                                    hint="check that you downloaded the right file and that it is complete")
             if entry.sha256 is None and entry.size is not None and size != entry.size:
                 raise WeightsError(f"{src} is not {name} ({entry.file}): {size} bytes, expected {entry.size}")
+            if expected is None and entry.git_blob_sha1 and git_blob_sha1(src) != entry.git_blob_sha1:
+                raise WeightsError(f"{src} is not {name} ({entry.file}): git blob id {git_blob_sha1(src)}, "
+                                   f"expected {entry.git_blob_sha1}",
+                                   hint="check that you extracted the right file and that it is complete")
         else:
             entry = self._identify(src, digest)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -222,6 +232,12 @@ class WeightsStore:
         for entry in self.entries.values():
             if entry.sha256 is None and entry.sha256_prefix and digest.startswith(entry.sha256_prefix):
                 return entry
+        blob = None
+        for entry in self.entries.values():
+            if entry.sha256 is None and entry.sha256_prefix is None and entry.git_blob_sha1:
+                blob = blob or git_blob_sha1(src)
+                if blob == entry.git_blob_sha1:
+                    return entry
         # Entries without a known digest can only be recognised by file name.
         by_name = [e for e in self.entries.values() if _unchecked(e) and e.file == src.name]
         if len(by_name) == 1:

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .registry import WeightsEntry
+from .registry import UrlSource, WeightsEntry
 
 CARD_SUFFIX = ".json"
 
@@ -48,8 +48,12 @@ def read_card(model_path: Path) -> dict[str, Any] | None:
     return card if isinstance(card, dict) else None
 
 
-def installed_models(model_kind: str, folder: Path | None = None) -> list[WeightsEntry]:
-    """Registry entries for the cards of ``model_kind`` in the user models folder (unreadable cards skipped)."""
+def installed_models(model_kind: str, folder: Path | None = None, packaged: bool = False) -> list[WeightsEntry]:
+    """Registry entries for the cards of ``model_kind`` in ``folder`` (default: the user models folder).
+
+    Unreadable cards are skipped. ``packaged=True`` is for models a plugin ships inside its package:
+    their cards carry ``sha256`` and ``size``, and the file is installed from the package like a download.
+    """
     folder = folder or user_models_dir()
     if not folder.is_dir():
         return []
@@ -61,7 +65,9 @@ def installed_models(model_kind: str, folder: Path | None = None) -> list[Weight
         entries.append(WeightsEntry(
             name=str(card.get("name") or model.stem), file=model.name, model_kind=model_kind,
             architecture=str(card.get("architecture", "")), input_convention=str(card.get("input_convention", "raw")),
-            source=None, sha256=None, licence=str(card.get("licence", "yours")),
+            source=UrlSource(model.resolve().as_uri()) if packaged else None,
+            sha256=card.get("sha256") if packaged else None, size=card.get("size") if packaged else None,
+            licence=str(card.get("licence", "" if packaged else "yours")),
             description=str(card.get("description", f"installed model {model.name}")),
-            extra={"card": card, "user_model": True}))
+            extra={"card": card, "user_model": not packaged}))
     return entries

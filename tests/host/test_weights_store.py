@@ -314,3 +314,21 @@ def test_zip_member_source_extracts_and_checks_the_git_blob_id(tmp_path: Path) -
     with pytest.raises(WeightsError, match="udnie.pth in .* is not 'udnie': git blob id"):
         store.fetch("udnie")
     assert not (tmp_path / "cache" / "udnie.pth").exists()  # nothing wrong is left installed
+
+
+def test_import_recognises_a_file_by_its_git_blob_id(tmp_path: Path) -> None:
+    import subprocess as sp
+
+    from plugin_host.weights import ZipMemberSource
+
+    (tmp_path / "candy.pth").write_bytes(b"candy weights")
+    blob = sp.run(["git", "hash-object", str(tmp_path / "candy.pth")], capture_output=True, text=True,
+                  check=True).stdout.strip()
+    source = ZipMemberSource("https://example.invalid/models.zip", "saved_models/candy.pth", "models.zip")
+    entry = WeightsEntry("fns-candy", "fns-candy.pth", "style", "johnson", "raw", source, None, git_blob_sha1=blob)
+    store = WeightsStore({"fns-candy": entry}, cache_dir=tmp_path / "cache", search_path=[])
+    assert store.import_file(tmp_path / "candy.pth") is entry
+    assert (tmp_path / "cache" / "fns-candy.pth").read_bytes() == b"candy weights"
+    (tmp_path / "other.pth").write_bytes(b"something else")
+    with pytest.raises(WeightsError, match="git blob id"):
+        store.import_file(tmp_path / "other.pth", name="fns-candy")

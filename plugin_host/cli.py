@@ -135,6 +135,10 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     wi.add_argument("path", type=Path)
     wi.add_argument("--name", help="registry name, if the digest is not known in advance")
 
+    from .serve.cli import add_commands as add_bridge_commands
+
+    add_bridge_commands(commands)  # serve, gimp install|uninstall|doctor
+
     for command in registry.commands.values():
         sub = commands.add_parser(command.name, help=command.help)
         command.add_arguments(sub)
@@ -323,10 +327,18 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         "run": lambda: cmd_run(args, registry, cancel),
         "train": lambda: cmd_train(args, registry, cancel),
         "weights": lambda: cmd_weights(args, registry, cancel),
+        "serve": lambda: _bridge().cmd_serve(args, registry, cancel),
+        "gimp": lambda: _bridge().cmd_gimp(args, registry),
     }
     handler = handlers.get(args.command) or (lambda: args.plugin_handler(args))
     with _cancel_on_signals(cancel):
         return _guarded(handler, registry, getattr(args, "method", None), args.command)
+
+
+def _bridge() -> Any:
+    from .serve import cli as bridge_cli
+
+    return bridge_cli
 
 
 def _guarded(handler: Callable[[], int], registry: Registry, method: str | None, command: str = "") -> int:

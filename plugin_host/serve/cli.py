@@ -1,0 +1,123 @@
+"""Arguments and handlers of ``plugin_host serve`` and ``plugin_host gimp install|uninstall|doctor``.
+
+Kept out of :mod:`plugin_host.cli` so that module only wires them in; nothing here imports torch
+until a server actually starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExitCode, PluginHostError
+
+
+def add_commands(commands: Any) -> None:
+    from .httpd import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_BYTES
+
+    serve = commands.add_parser("serve", help="keep models warm for the GIMP bridge (loopback HTTP server)",
+                                description="A local server that keeps models loaded between calls. It listens on "
+                                            "127.0.0.1 only and requires the token from its user-only server file.")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--status", action="store_true", help="say whether a server is running, as JSON")
+    mode.add_argument("--stop", action="store_true", help="stop the running server")
+    mode.add_argument("--stdio", action="store_true",
+                      help="run one job read from stdin, write frames to stdout (the bridge's fallback)")
+    serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: any free port)")
+    serve.add_argument("--server-file", type=Path,
+                       help="where to publish port and token (default: the user's runtime folder, "
+                            "or $PLUGIN_HOST_SERVER_FILE)")
+    serve.add_argument("--idle-exit", type=float, default=0, metavar="SECONDS",
+                       help="stop after this long without requests (default 0: never)")
+    serve.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="largest image accepted, in pixels")
+    serve.add_argument("--max-request-bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES,
+                       help="largest request body accepted")
+    serve.add_argument("--max-queue", type=int, default=8, help="jobs that may wait behind the running one")
+    serve.add_argument("--device", default="auto", help="cpu|cuda|mps|auto (default auto)")
+    serve.add_argument("--seed", type=int, help="seed every job (bit-identical results on the CPU)")
+
+    gimp = commands.add_parser("gimp", help="install, remove or check the GIMP 3 plug-in")
+    actions = gimp.add_subparsers(dest="gimp_command", metavar="ACTION", required=True)
+    for name, text in (("install", "put the bridge into GIMP's plug-ins folder and record this host command"),
+                       ("uninstall", "remove the bridge from GIMP's plug-ins folder"),
+                       ("doctor", "check an installed bridge and say what is wrong")):
+        sub = actions.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("--gimp-dir", type=Path,
+                         help="GIMP 3 profile folder holding plug-ins/ (default: $GIMP3_DIRECTORY or the "
+                              "platform's GIMP/3.0 folder)")
+
+
+def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
+    from plugin_host_bridge import phb_client
+
+    from .state import default_server_file, new_token, read_server_file
+
+    path = args.server_file or default_server_file()
+    if args.status or args.stop:
+        info = read_server_file(path)
+        answer = phb_client.health(info)
+        if args.status:
+            print(json.dumps({"running": bool(answer), "server_file": str(path), **(answer or {})}, indent=2))
+            return ExitCode.OK if answer else ExitCode.USAGE
+        if not answer:
+            raise PluginHostError(f"no server answers at the address in {path}", hint="nothing to stop")
+        phb_client.request(info, "POST", "/v1/shutdown")  # type: ignore[arg-type]
+        print(f"stopped the server (pid {answer['pid']})")
+        return ExitCode.OK
+
+    from ..runner import Session
+
+    session = Session(registry, device=args.device, seed=args.seed)
+    if args.stdio:
+        from .stdio import run_stdio
+
+        return run_stdio(session, cancel, args.max_request_bytes, args.max_pixels)
+
+    running = phb_client.health(read_server_file(path))
+    if running:
+        raise PluginHostError(f"a server is already running (pid {running['pid']}, server file {path})",
+                              hint="use it, or stop it first with `plugin_host serve --stop`")
+    from .httpd import Server, serve_forever
+
+    try:
+        server = Server(session, new_token(), port=args.port, max_request_bytes=args.max_request_bytes,
+                        max_pixels=args.max_pixels, max_queue=args.max_queue)
+    except OSError as err:
+        raise PluginHostError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror}",
+                              hint="choose another --port, or 0 for any free one") from None
+
+    def stop_on_signal() -> None:  # Ctrl-C / SIGTERM set the token: stop the job and the server
+        while not cancel.cancelled:
+            time.sleep(0.3)
+        if server.worker.current is not None:
+            server.worker.current.cancel.cancel()
+        server.shutdown()
+
+    threading.Thread(target=stop_on_signal, daemon=True).start()
+    print(f"plugin_host serve: listening on http://127.0.0.1:{server.port} (device {session.context.device}); "
+          f"server file {path}", file=sys.stderr, flush=True)
+    serve_forever(server, path, idle_exit=args.idle_exit)
+    return ExitCode.OK
+
+
+def cmd_gimp(args: argparse.Namespace, registry: Any) -> int:
+    from .. import gimp_install
+
+    folder = gimp_install.plugins_folder(args.gimp_dir)
+    if args.gimp_command == "install":
+        for line in gimp_install.install(folder, registry):
+            print(line)
+        return ExitCode.OK
+    if args.gimp_command == "uninstall":
+        print(gimp_install.uninstall(folder))
+        return ExitCode.OK
+    problems = 0
+    for ok, line in gimp_install.doctor(folder, registry):
+        problems += not ok
+        print(("ok       " if ok else "PROBLEM  ") + line)
+    print("the GIMP bridge looks fine" if not problems else f"{problems} problem(s) found")
+    return ExitCode.OK if not problems else ExitCode.USAGE

@@ -1,0 +1,55 @@
+"""``plugin_host serve --stdio``: one job from stdin, frames to stdout, then exit.
+
+The GIMP bridge's fallback when no server can run: the same wire format as ``POST /v1/jobs``,
+without a socket, at the cost of loading torch and the models for every call.
+"""
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+from ..errors import ExitCode, PluginHostError
+from ..progress import CancelToken
+
+
+def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pixels: int,
+              stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
+    from plugin_host_bridge.phb_wire import WireError, encode_frame, decode_job
+
+    from .jobs import Worker, prepare
+
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+
+    def send(event: dict, payload: bytes | None = None) -> None:
+        stdout.write(encode_frame(event, payload))
+        stdout.flush()
+
+    body = stdin.read(max_request_bytes + 1)
+    try:
+        if len(body) > max_request_bytes:
+            raise WireError(f"request is over the limit of {max_request_bytes} bytes")
+        job = prepare(session, *decode_job(body), max_pixels)
+    except WireError as err:
+        send({"event": "error", "error": str(err), "kind": "request", "hint": None})
+        return ExitCode.USAGE
+    except PluginHostError as err:
+        send({"event": "error", **err.to_json()})
+        return ExitCode.USAGE
+    job.cancel = cancel  # Ctrl-C / SIGTERM reach the job
+    worker = Worker(session, max_queue=1)
+    worker.submit(job)
+    send({"event": "accepted", "job": job.id})
+    try:
+        while True:
+            event, payload = job.events.get()
+            send(event, payload)
+            if event["event"] in ("result", "error", "cancelled"):
+                break
+    except (BrokenPipeError, OSError):  # the caller went away: stop the job
+        cancel.cancel()
+        return ExitCode.CANCELLED
+    finally:
+        worker.stop()
+    return {"result": ExitCode.OK, "cancelled": ExitCode.CANCELLED}.get(event["event"], ExitCode.USAGE)
+

@@ -8,7 +8,8 @@ untiled result up to rounding, and wider ones get a smooth seam.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import torch
@@ -151,3 +152,42 @@ def tiled_apply(image: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor],
             if progress is not None:
                 progress.advance()
     return out.div_(weight).to(device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def frozen_instance_norm(net: torch.nn.Module, reference: torch.Tensor,
+                         run: Callable[[torch.Tensor], object] | None = None) -> Iterator[None]:
+    """Within the block, every ``InstanceNorm2d`` of ``net`` uses the statistics it saw on ``reference``.
+
+    Instance normalisation is global: run tile by tile, each tile would be normalised by its own
+    mean and variance, and neighbouring tiles would differ in tone and contrast. Running ``net``
+    (through ``run``, default ``net(reference)``) once on the whole image, or on a downscaled copy
+    when the whole one is too large, fixes one set of statistics for all tiles.
+    """
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    stats: dict[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def record(module: torch.nn.Module, args: tuple) -> None:
+        x = args[0]
+        stats[module] = (x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, unbiased=False))
+
+    def normalise(module: torch.nn.InstanceNorm2d, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        mean, var = stats[module]
+        y = (args[0] - mean) * torch.rsqrt(var + module.eps)
+        if module.affine:
+            y = y * module.weight.view(1, -1, 1, 1) + module.bias.view(1, -1, 1, 1)
+        return y
+
+    handles = [m.register_forward_pre_hook(record) for m in norms]
+    try:
+        with torch.no_grad():
+            (run or net)(reference)
+    finally:
+        for handle in handles:
+            handle.remove()
+    handles = [m.register_forward_hook(normalise) for m in norms]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

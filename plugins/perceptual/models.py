@@ -1,0 +1,40 @@
+"""Loading perceptual-loss networks once per process (through the run context's cache).
+
+A model file is our export (``{"state_dict": fp16 tensors, "metadata": {...}}``, the metadata
+giving the network's shape) or a published pytorch/examples checkpoint (a plain state dict).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from plugin_host.context import RunContext
+from plugin_host.errors import WeightsError
+from plugin_host.weights.checkpoint import load_weights_file
+
+from .net import load_transformer
+
+
+def read_model_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    obj = load_weights_file(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"], dict(obj.get("metadata") or {})
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, {}
+    raise WeightsError(f"{path} is not a perceptual-loss model file",
+                       hint="expected a plugin_host export or a fast_neural_style state dict")
+
+
+def load_model(ctx: RunContext, name: str, kind: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network registered as ``name`` on the run's device, and its metadata."""
+    def create() -> tuple[torch.nn.Module, dict[str, Any]]:
+        state, metadata = read_model_file(ctx.weights.path(name, progress=ctx.progress, cancel=ctx.cancel))
+        found = metadata.get("kind", "style")
+        if found != kind:
+            raise WeightsError(f"model {name!r} is a {found} network, not a {kind} one",
+                               hint="pick a model of the right kind; `plugin_host info METHOD` lists them")
+        net = load_transformer(state, metadata or None)
+        return net.to(device=ctx.device, dtype=ctx.dtype), metadata
+
+    return ctx.cache.get(("perceptual", name, str(ctx.device), str(ctx.dtype)), create)

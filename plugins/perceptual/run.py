@@ -1,0 +1,57 @@
+"""Applying trained perceptual-loss networks: style transfer and super-resolution, tiled when large."""
+from __future__ import annotations
+
+import torch
+
+from plugin_host.context import RunContext
+from plugin_host.imaging.color import preserve_colors
+from plugin_host.imaging.resize import resize_max_side, resize_to, scale
+from plugin_host.imaging.tiling import frozen_instance_norm, tiled_apply
+from plugin_host.runner import Inputs
+from plugin_host.schema import Params
+
+from .models import load_model
+from .net import apply_net
+
+#: Tile overlap: four times the receptive-field radius that matters, so tiles blend without seams.
+TILE_OVERLAP = 64
+#: Longest side of the copy whose instance-norm statistics all tiles share (exact below it).
+STATS_SIDE = 1536
+
+
+def forward(net: torch.nn.Module, image: torch.Tensor, tile: int, ctx: RunContext, factor: int = 1) -> torch.Tensor:
+    """``apply_net`` on the whole image, or tile by tile when it is larger than ``tile``."""
+    ctx.cancel.raise_if_cancelled()
+    with torch.no_grad():
+        if not tile or max(image.shape[-2:]) <= tile:
+            ctx.progress.stage("network", total=1)
+            out = apply_net(net, image)
+            ctx.progress.advance()
+            return out
+        ctx.progress.stage("normalisation statistics", total=1)
+        with frozen_instance_norm(net, resize_max_side(image, STATS_SIDE), run=lambda x: apply_net(net, x)):
+            ctx.progress.advance()
+            return tiled_apply(image, lambda piece: apply_net(net, piece), tile=tile,
+                               overlap=min(TILE_OVERLAP, tile // 4), scale=factor, cancel=ctx.cancel,
+                               progress=ctx.progress, stage="network tiles").to(image.device)
+
+
+def run_style(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
+    content = inputs["content"]
+    if params.strength == 0:
+        return content
+    net, _ = load_model(ctx, params.model, "style")
+    scaled = scale(content, params.content_scale) if params.content_scale != 1 else content
+    out = forward(net, scaled, params.tile_size, ctx)
+    if out.shape[-2:] != content.shape[-2:]:
+        out = resize_to(out, tuple(content.shape[-2:]))
+    if params.preserve_colors != "none":
+        out = preserve_colors(out, content, params.preserve_colors)
+    return torch.lerp(content, out, params.strength)
+
+
+def run_sr(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
+    net, metadata = load_model(ctx, params.model, "sr")
+    factor = int(metadata.get("scale", 4))
+    tile = params.tile_size // factor if params.tile_size else 0  # tile_size counts output pixels
+    return forward(net, inputs["content"], tile, ctx, factor=factor)

@@ -1,0 +1,114 @@
+"""Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
+from plugin_host.builtin_weights import DEFAULT_ENCODER
+from plugin_host.errors import ParameterError
+from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam,
+                                Params, PathParam, Schema, StringParam)
+
+from .net import NORMS, UPSAMPLES, WIDTHS
+
+STYLE_KIND = "perceptual-style"
+SR_KIND = "perceptual-sr"
+DEFAULT_STYLE = "perceptual-starry-night"
+DEFAULT_SR = "perceptual-sr-x4-feature"
+VGG_LAYERS = tuple(f"relu{block}_{i}" for block, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
+                   for i in range(1, n + 1))
+
+CONTENT = (ImageInput("content", label="Image", help="the picture to process", role="content"),)
+
+TILE = IntParam("tile_size", "Tile size", "process larger images in tiles of this size (0 = never)", 1024,
+                min=0, max=8192)
+
+STYLE_SCHEMA = Schema(params=(
+    ModelParam("model", "Style", "trained style network", DEFAULT_STYLE, model_kind=STYLE_KIND),
+    FloatParam("strength", "Strength", "0 returns the input, 1 the full style", 1.0, min=0.0, max=1.0, step=0.05),
+    ChoiceParam("preserve_colors", "Preserve colours",
+                "luminance: keep the content's chroma; histogram: recolour the result to the content's statistics",
+                "none", choices=("none", "luminance", "histogram")),
+    FloatParam("content_scale", "Content scale",
+               "resize the input before styling (smaller = larger brush strokes); the result keeps the input size",
+               1.0, min=0.1, max=4.0, step=0.05),
+    TILE,
+))
+
+SR_SCHEMA = Schema(params=(
+    ModelParam("model", "Model", "trained super-resolution network (its name says the scale)", DEFAULT_SR,
+               model_kind=SR_KIND),
+    TILE,
+))
+
+
+def _out_or_name(params: Params) -> None:
+    if params.out is None and not params.name:
+        raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
+                             hint="`plugin_host weights list` shows installed models")
+
+
+_COMMON_TRAINING = (
+    ModelParam("encoder", "Loss network", "VGG that measures the perceptual losses", DEFAULT_ENCODER,
+               model_kind="encoder"),
+    IntParam("batch_size", "Batch size", "images per step (per process under torchrun)", 4, min=1, max=256),
+    IntParam("crop", "Crop", "random crop size in pixels", 256, min=32, max=1024),
+    IntParam("resize_short", "Resize", "short side before cropping (0 = keep)", 0, min=0, max=4096),
+    FloatParam("learning_rate", "Learning rate", "Adam learning rate", 1e-3, min=1e-7, max=1.0),
+    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
+    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
+    IntParam("preview_every", "Preview every", "steps between preview images (0 = never)", 500, min=0),
+    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
+    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+)
+
+
+def _style_given(params: Params) -> None:
+    for name in ("style", "content_dir"):
+        if params[name] is None:
+            raise ParameterError(name, "is required", hint=f"give --{name.replace('_', '-')} PATH")
+    _out_or_name(params)
+
+
+STYLE_TRAIN_SCHEMA = Schema(params=(
+    PathParam("style", "Style image", "the painting to learn", None),
+    PathParam("content_dir", "Content photos", "folder of training photos (searched recursively)", None,
+              directory=True),
+    PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
+              must_exist=False),
+    StringParam("name", "Name", "model name shown in menus (default: the style file's name)", ""),
+    IntParam("iterations", "Iterations", "training steps", 40000, min=1, max=10_000_000),
+    IntParam("style_size", "Style size", "longest side the style image is read at", 256, min=32, max=4096),
+    FloatParam("content_weight", "Content weight", "weight of the feature reconstruction loss", 1.0, min=0.0,
+               max=1e6),
+    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 20.0, min=0.0, max=1e9),
+    FloatParam("tv_weight", "TV weight", "total-variation weight (smoothness)", 10.0, min=0.0, max=1e6),
+    ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
+    ListParam("style_layers", "Style layers", "VGG layers of the style loss",
+              ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), item=ChoiceParam("layer", choices=VGG_LAYERS)),
+    ChoiceParam("norm", "Normalisation", "instance normalisation gives cleaner styles", "instance", choices=NORMS),
+    ChoiceParam("upsample", "Upsampling", "nearest + conv avoids checkerboard artefacts", "nearest",
+                choices=UPSAMPLES),
+    ChoiceParam("width", "Width", "half width is about 3× faster at inference", "full", choices=tuple(WIDTHS)),
+    *_COMMON_TRAINING,
+), checks=(_style_given,))
+
+
+def _sr_given(params: Params) -> None:
+    if params.content_dir is None:
+        raise ParameterError("content_dir", "is required", hint="give --content-dir PATH (high-resolution photos)")
+    _out_or_name(params)
+
+
+SR_TRAIN_SCHEMA = Schema(params=(
+    PathParam("content_dir", "High-resolution photos", "folder of training photos (searched recursively)", None,
+              directory=True),
+    PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
+              must_exist=False),
+    StringParam("name", "Name", "model name (default perceptual-sr-xSCALE-LOSS)", ""),
+    ChoiceParam("scale", "Scale", "upscaling factor", "4", choices=("4", "8")),
+    ChoiceParam("loss", "Loss", "feature: VGG feature reconstruction (sharper); pixel: mean squared error",
+                "feature", choices=("feature", "pixel")),
+    ChoiceParam("content_layer", "Feature layer", "VGG layer of the feature loss", "relu2_2", choices=VGG_LAYERS),
+    FloatParam("tv_weight", "TV weight", "total-variation weight (feature loss only)", 0.0, min=0.0, max=1e6),
+    FloatParam("blur_sigma", "Blur σ", "Gaussian blur before bicubic downsampling (the paper: 1.0)", 1.0,
+               min=0.0, max=10.0),
+    IntParam("iterations", "Iterations", "training steps", 200000, min=1, max=10_000_000),
+    *(p if p.name != "crop" else IntParam("crop", "Crop", "high-resolution crop size in pixels", 288, min=32,
+                                          max=1024) for p in _COMMON_TRAINING),
+), checks=(_sr_given,))

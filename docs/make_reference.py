@@ -12,7 +12,8 @@ from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "cli.md"
 COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["train"], ["train", "adain"], ["weights"], ["weights", "list"],
-            ["weights", "fetch"], ["weights", "verify"], ["weights", "import"]]
+            ["weights", "fetch"], ["weights", "verify"], ["weights", "import"], ["serve"], ["gimp"],
+            ["gimp", "install"], ["gimp", "uninstall"], ["gimp", "doctor"]]
 
 
 def render() -> str:

@@ -27,9 +27,9 @@ SHEBANG = "#!/usr/bin/env python3"
 
 
 def source_folder() -> Path:
-    import plugin_host_bridge
+    import plugin_host_gimp
 
-    return Path(plugin_host_bridge.__file__).resolve().parent
+    return Path(plugin_host_gimp.__file__).resolve().parent
 
 
 def bridge_files() -> list[Path]:

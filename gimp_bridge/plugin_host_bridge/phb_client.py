@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-try:  # imported as plugin_host_bridge.phb_client by the host, as phb_client inside GIMP
+try:  # imported as plugin_host_gimp.phb_client by the host, as phb_client inside GIMP
     from . import phb_wire
 except ImportError:
     import phb_wire

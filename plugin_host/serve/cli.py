@@ -52,7 +52,7 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
-    from plugin_host_bridge import phb_client
+    from plugin_host_gimp import phb_client
 
     from .state import default_server_file, new_token, read_server_file
 

@@ -5,7 +5,7 @@ file). Routes (all JSON unless noted):
 
 - ``GET /v1/health``: version, protocol, device, pid, methods, whether busy.
 - ``GET /v1/methods``: the method descriptions, as ``plugin_host info METHOD --json``.
-- ``POST /v1/jobs``: body in the wire format (``plugin_host_bridge.phb_wire``); the answer is a
+- ``POST /v1/jobs``: body in the wire format (``plugin_host_gimp.phb_wire``); the answer is a
   stream of frames (accepted, queued, started, stage, progress, heartbeat, then result, error or
   cancelled). Closing the connection cancels the job.
 - ``POST /v1/jobs/ID/cancel``; ``GET /v1/jobs/ID`` (state); ``POST /v1/shutdown``.
@@ -126,14 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _health(self) -> dict:
         session = self.server.session
-        from plugin_host_bridge.phb_wire import PROTOCOL
+        from plugin_host_gimp.phb_wire import PROTOCOL
 
         return {"ok": True, "version": __version__, "protocol": PROTOCOL, "pid": os.getpid(),
                 "device": str(session.context.device), "methods": sorted(session.registry.methods),
                 "busy": self.server.worker.busy}
 
     def _job(self) -> None:
-        from plugin_host_bridge.phb_wire import CONTENT_TYPE, WireError, decode_job, encode_frame
+        from plugin_host_gimp.phb_wire import CONTENT_TYPE, WireError, decode_job, encode_frame
 
         try:
             length = int(self.headers.get("Content-Length", ""))

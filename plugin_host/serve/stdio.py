@@ -14,7 +14,7 @@ from ..progress import CancelToken
 
 def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pixels: int,
               stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
-    from plugin_host_bridge.phb_wire import WireError, encode_frame, decode_job
+    from plugin_host_gimp.phb_wire import WireError, encode_frame, decode_job
 
     from .jobs import Worker, prepare
 

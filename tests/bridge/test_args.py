@@ -1,0 +1,103 @@
+"""Method descriptions -> GIMP procedure arguments -> a request plan (pure Python, no GIMP)."""
+from __future__ import annotations
+
+import pytest
+
+from plugin_host.serve.httpd import describe_methods
+
+
+@pytest.fixture(scope="module")
+def described(toy_registry):
+    return {m["name"]: m for m in describe_methods(toy_registry)}
+
+
+def by_name(specs):
+    return {s["name"]: s for s in specs}
+
+
+def test_names_menus_and_labels(bridge_modules, described):
+    args = bridge_modules.args
+    gatys = described["gatys"]
+    assert args.procedure_name(gatys) == "plug-in-plugin-host-gatys"
+    assert args.procedure_name({"name": "my_method"}) == "plug-in-plugin-host-my-method"
+    assert args.menu_path(gatys) == "<Image>/Filters/Artistic/Neural Style"
+    assert args.menu_label(gatys) == "Neural Style (Gatys)..."
+
+
+def test_every_parameter_becomes_one_argument_of_the_right_kind(bridge_modules, described):
+    specs = by_name(bridge_modules.args.argument_specs(described["gatys"]))
+    params = described["gatys"]["params"]
+    assert {p["name"].replace("_", "-") for p in params} <= set(specs)
+    weight = specs["style-weight"]
+    assert (weight["kind"], weight["min"], weight["max"], weight["default"]) == ("double", 0.0, 1e12, 20.0)
+    assert (specs["iterations"]["kind"], specs["iterations"]["min"], specs["iterations"]["max"]) == ("int", 1, 10000)
+    assert specs["optimizer"]["kind"] == "choice" and [c[0] for c in specs["optimizer"]["choices"]] == ["lbfgs", "adam"]
+    assert specs["encoder"]["kind"] == "choice" and "vgg16-caffe-hed" in [c[0] for c in specs["encoder"]["choices"]]
+    assert specs["init-file"]["kind"] == "file"
+    assert specs["style-layers"] == dict(specs["style-layers"], kind="string",
+                                         default="relu1_1,relu2_1,relu3_1,relu4_1,relu5_1")
+    # no default and a positive minimum: 0 stands for "automatic"
+    assert (specs["learning-rate"]["min"], specs["learning-rate"]["default"]) == (0, 0)
+    assert "0 = automatic" in specs["learning-rate"]["blurb"]
+
+
+def test_image_inputs_get_file_and_layer_slots_and_masks_a_source(bridge_modules, described):
+    specs = by_name(bridge_modules.args.argument_specs(described["adain"]))
+    for slot in ("style", "style-2"):
+        assert specs[f"{slot}-file"]["kind"] == "file" and specs[f"{slot}-layer"]["kind"] == "drawable"
+        assert specs[f"{slot}-blend"]["kind"] == "double"
+    assert [c[0] for c in specs["mask-source"]["choices"]] == ["none", "selection", "channels"]
+    assert specs["mask-channel"]["kind"] == specs["mask-2-channel"]["kind"] == "channel"
+    assert specs["output-mode"]["default"] == "replace"
+    assert "content-file" not in specs  # the content is the active drawable
+
+
+def test_a_parameter_named_like_a_bridge_argument_is_renamed_not_dropped(bridge_modules):
+    method = {"name": "m", "inputs": [{"name": "content", "role": "content"}],
+              "params": [{"name": "output_mode", "kind": "bool", "default": True}]}
+    specs = by_name(bridge_modules.args.argument_specs(method))
+    assert specs["param-output-mode"]["source"] == ("param", "output_mode")
+    assert bridge_modules.args.collect(method, {"param-output-mode": False})["params"] == {"output_mode": False}
+
+
+def test_collect_builds_the_request_from_argument_values(bridge_modules, described):
+    args = bridge_modules.args
+    layer = object()
+    plan = args.collect(described["gatys"], {
+        "style-file": "/art/a.png", "style-2-layer": layer, "style-2-file": "/ignored.png", "style-2-blend": 3.0,
+        "iterations": 5, "learning-rate": 0, "content-layers": "relu3_1", "init-file": None,
+        "output-mode": "new-layer"})
+    assert plan["images"] == {"style": [("file", "/art/a.png"), ("layer", layer)]}
+    assert plan["blend"] == {"style": [1.0, 3.0]}
+    assert plan["params"]["iterations"] == 5 and plan["params"]["content_layers"] == "relu3_1"
+    assert "learning_rate" not in plan["params"] and "init_file" not in plan["params"]
+    assert plan["output"] == "new-layer"
+
+
+def test_the_plan_validates_against_the_methods_own_schema(bridge_modules, described, toy_registry):
+    """Defaults straight from GIMP's dialog are values the host accepts."""
+    for name in ("gatys", "adain"):
+        plan = bridge_modules.args.collect(described[name], {"style-file": "/x.png"})
+        method = toy_registry.method(name)
+        method.schema.validate(plan["params"], models=toy_registry.model_names())
+
+
+def test_a_missing_required_image_is_a_message_for_the_user(bridge_modules, described):
+    with pytest.raises(ValueError, match="choose a file or an open layer for 'Style images'"):
+        bridge_modules.args.collect(described["gatys"], {})
+
+
+def test_masks_from_channels_need_a_channel(bridge_modules, described):
+    args = bridge_modules.args
+    with pytest.raises(ValueError, match="no channel is chosen"):
+        args.collect(described["adain"], {"style-file": "/x.png", "mask-source": "channels"})
+    channel = object()
+    plan = args.collect(described["adain"], {"style-file": "/x.png", "mask-source": "channels",
+                                             "mask-channel": channel})
+    assert plan["masks"] == {"mask": ("channels", [channel, None])}
+    assert args.collect(described["adain"], {"style-file": "/x.png"})["masks"] == {}
+
+
+def test_a_new_method_appears_with_no_change_to_the_bridge(bridge_modules, described):
+    specs = by_name(bridge_modules.args.argument_specs(described["slow"]))
+    assert set(specs) == {"output-mode", "steps", "delay"}

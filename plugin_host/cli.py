@@ -290,7 +290,7 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
             print(json.dumps(rows, indent=2, default=str))
         else:
             for row in rows:
-                print(f"{row['name']:<24} {row['model_kind']:<14} {row['location']}")
+                print(f"{row['name']:<34} {row['kind']:<18} {row['location']}")
         return ExitCode.OK
     if action == "fetch":
         progress = make_progress("none" if args.quiet else "bar")

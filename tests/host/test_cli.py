@@ -126,3 +126,11 @@ def test_sigterm_stops_cleanly_without_output(pictures, tmp_path, shared_dir):
 def test_python_module_entry_point_works():
     proc = subprocess.run([sys.executable, "-m", "plugin_host", "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("plugin_host ")
+
+
+def test_weights_list_prints_every_entry_with_its_kind_and_location():
+    proc = cli("weights", "list", check=True)
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()}
+    assert rows["vgg16-caffe-hed"][1] == "encoder"
+    assert rows["vgg16-caffe-hed"][2].endswith("vgg16-caffe-hed.pth")  # found via PLUGIN_HOST_WEIGHTS_PATH
+    assert rows["vgg19-torchvision"][1:] == ["encoder", "not", "installed"]

@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from ..errors import WeightsError
 from .archive import extract_member
@@ -99,12 +101,20 @@ class WeightsStore:
                            hint="`plugin_host weights list` shows them all")
 
     def locate(self, name: str) -> Path | None:
-        """First existing file for ``name`` in the search path, then the cache; not verified."""
-        file = self.entry(name).file
+        """First existing file for ``name`` in the search path, then the cache; not verified.
+
+        A ``file:`` source that has the entry's own file name (a model shipped inside a package)
+        is used in place rather than copied into the cache.
+        """
+        entry = self.entry(name)
         for folder in [*self.search_path, self.cache_dir]:
-            candidate = folder / file
+            candidate = folder / entry.file
             if candidate.is_file():
                 return candidate
+        if isinstance(entry.source, UrlSource) and entry.source.url.startswith("file:"):
+            local = Path(url2pathname(urlsplit(entry.source.url).path))
+            if local.name == entry.file and local.is_file():
+                return local
         return None
 
     def path(self, name: str, fetch: bool = True, progress: Progress | None = None,

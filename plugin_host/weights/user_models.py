@@ -71,3 +71,22 @@ def installed_models(model_kind: str, folder: Path | None = None, packaged: bool
             description=str(card.get("description", f"installed model {model.name}")),
             extra={"card": card, "user_model": not packaged}))
     return entries
+
+
+def package_model(model_path: Path, folder: Path, card: Mapping[str, Any]) -> Path:
+    """Copy a trained model into a plugin's ``weights/`` folder with a card holding its sha256 and size.
+
+    This is how a plugin ships models it trained: ``installed_models(kind, folder, packaged=True)``
+    then registers them, verified like downloads.
+    """
+    import shutil
+
+    from .download import sha256_file
+
+    model_path, folder = Path(model_path), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    dest = folder / f"{card['name']}.pth"
+    if dest.resolve() != model_path.resolve():
+        shutil.copyfile(model_path, dest)
+    write_card(dest, {**card, "sha256": sha256_file(dest), "size": dest.stat().st_size})
+    return dest

@@ -1,24 +1,19 @@
 """AdaIN (Huang & Belongie, ICCV 2017): arbitrary style in one forward pass.
 
 Hook implementations only: the method (``run.py``), its training (``train.py``) and the
-decoders it ships or can download. Nothing here imports torch.
+decoders: the one shipped in ``weights/`` (with a JSON card giving its sha256), the published one
+(downloadable), and those the user trained (cards in the user models folder). Nothing here imports torch.
 """
 from pathlib import Path
 
 from plugin_host import Method, UrlSource, WeightsEntry, hookimpl
+from plugin_host.weights.user_models import installed_models
 
-from .schema import INPUTS, SCHEMA, TRAIN_SCHEMA
+from .schema import DECODER_KIND, INPUTS, SCHEMA, TRAIN_SCHEMA
 
 SHIPPED = Path(__file__).resolve().parent / "weights"
 
 DECODERS = (
-    WeightsEntry(
-        name="adain-decoder-vgg16-hed", file="adain-decoder-vgg16-hed.pth", model_kind="adain-decoder",
-        architecture="vgg16", input_convention="caffe",
-        source=UrlSource((SHIPPED / "adain-decoder-vgg16-hed.pth").as_uri()),
-        sha256="0" * 64, licence="MIT (trained by plugin_host on ../shared/datasets)",
-        description="Decoder for the default encoder (vgg16-caffe-hed), trained by plugin_host; fp16.",
-        extra={"encoder": "vgg16-caffe-hed"}),
     WeightsEntry(
         name="adain-decoder-vgg19", file="decoder.pth", model_kind="adain-decoder", architecture="adain-vgg19",
         input_convention="raw",
@@ -48,5 +43,6 @@ def register_methods(register):
 
 @hookimpl
 def register_weights(register):
-    for entry in DECODERS:
+    for entry in (*installed_models(DECODER_KIND, SHIPPED, packaged=True), *DECODERS,
+                  *installed_models(DECODER_KIND)):
         register(entry)

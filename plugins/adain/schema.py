@@ -5,6 +5,7 @@ from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, 
                                 PathParam, Schema)
 
 DEFAULT_DECODER = "adain-decoder-vgg16-hed"
+DECODER_KIND = "adain-decoder"
 
 INPUTS = (
     ImageInput("content", label="Content image", help="the picture to restyle", role="content"),
@@ -18,7 +19,7 @@ SCHEMA = Schema(params=(
     FloatParam("alpha", "Style strength", "0 keeps the content (decoder reconstruction), 1 is full style", 1.0,
                min=0.0, max=1.0, step=0.05),
     ModelParam("decoder", "Decoder", "trained decoder; it fixes the encoder it was trained with",
-               DEFAULT_DECODER, model_kind="adain-decoder"),
+               DEFAULT_DECODER, model_kind=DECODER_KIND),
     ChoiceParam("preserve_colors", "Preserve colours",
                 "histogram: recolour the style to the content first; luminance: keep the content's chroma",
                 "none", choices=("none", "luminance", "histogram")),
@@ -42,8 +43,8 @@ TRAIN_SCHEMA = Schema(params=(
               directory=True),
     PathParam("style_dir", "Style paintings", "folder of training paintings (searched recursively)", None,
               directory=True),
-    PathParam("out", "Output model", "where to write the trained decoder (fp16, with metadata)", None,
-              must_exist=False),
+    PathParam("out", "Output model", "where to write the trained decoder (fp16, with metadata and a JSON card; "
+              "put both in your models folder to use it)", None, must_exist=False),
     ModelParam("encoder", "Encoder", "VGG the decoder is trained for", DEFAULT_ENCODER, model_kind="encoder"),
     IntParam("iterations", "Iterations", "training steps", 20000, min=1, max=10_000_000),
     IntParam("batch_size", "Batch size", "images per step (per process under torchrun)", 8, min=1, max=256),

@@ -6,7 +6,7 @@
 Loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
 as its relu4_1 features (content loss) and the style's per-channel mean/std at relu1_1 …
 relu4_1 (style loss, weight λ). Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
-state for exact resume; ``OUT`` is the fp16 decoder with its metadata; ``OUT.log.jsonl`` the losses.
+state for exact resume; ``OUT`` is the fp16 decoder with its metadata, ``OUT.json`` its card; ``OUT.log.jsonl`` the losses.
 """
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ from plugin_host.schema import Params
 from plugin_host.training import (JsonlLog, export_model, init_distributed, infinite_batches, load_checkpoint,
                                   restore, run_steps, save_checkpoint, save_grid, wrap_ddp, ImageFolder)
 
+from plugin_host.weights.user_models import write_card
+
 from .models import load_encoder
+from .schema import DECODER_KIND
 from .net import ENCODER_LAYERS, Decoder, adain, encode
 
 
@@ -83,6 +86,9 @@ def train(params: Params, ctx: RunContext) -> Path:
             save_checkpoint(checkpoint_path, models={"decoder": decoder}, optimizers={"adam": optimizer},
                             schedulers={"decay": schedule}, step=at_step, metadata=metadata)
             export_model(out, decoder, {**metadata, "steps": at_step})
+            write_card(out, {"name": out.stem, "model_kind": DECODER_KIND, **metadata, "steps": at_step,
+                             "input_convention": encoder_entry.input_convention,
+                             "description": f"AdaIN decoder for {params.encoder}, {at_step} steps"})
 
     # A resumed run reports the steps left, so its ETA is not skewed by steps done earlier.
     ctx.progress.stage("train adain" + (f" from step {start}" if start else ""), total=params.iterations - start)

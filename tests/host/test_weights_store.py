@@ -332,3 +332,19 @@ def test_import_recognises_a_file_by_its_git_blob_id(tmp_path: Path) -> None:
     (tmp_path / "other.pth").write_bytes(b"something else")
     with pytest.raises(WeightsError, match="git blob id"):
         store.import_file(tmp_path / "other.pth", name="fns-candy")
+
+
+def test_a_model_shipped_in_a_package_is_used_in_place(tmp_path: Path) -> None:
+    from plugin_host.weights.user_models import installed_models, package_model
+
+    trained = tmp_path / "run" / "out.pth"
+    trained.parent.mkdir()
+    trained.write_bytes(b"trained weights")
+    shipped = package_model(trained, tmp_path / "pkg" / "weights", {"name": "ink", "model_kind": "style"})
+    [entry] = installed_models("style", shipped.parent, packaged=True)
+    assert entry.sha256 and entry.size == len(b"trained weights")
+    store = WeightsStore({"ink": entry}, cache_dir=tmp_path / "cache", search_path=[])
+    assert store.path("ink") == shipped and not (tmp_path / "cache").exists()
+    shipped.write_bytes(b"tampered weights")
+    with pytest.raises(WeightsError, match="wrong or damaged"):
+        store.path("ink")

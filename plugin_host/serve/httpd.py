@@ -171,7 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
                 except queue.Empty:  # also how a vanished client is noticed: the write fails
                     event, payload = {"event": "heartbeat", "job": job.id, "state": job.state,
                                       "position": worker.position(job)}, None
-                self._write(encode_frame(event, payload))
+                self._write(encode_frame(event if payload is None else dict(event, bytes=len(payload))))
+                if payload is not None:
+                    self._write(payload)  # written as is: no 16 MiB concatenation
                 if event["event"] in ("result", "error", "cancelled"):
                     return
         except OSError:  # the client went away (e.g. GIMP closed the plug-in): stop its job

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +32,11 @@ class Job:
     content: memoryview
     content_spec: dict
     output_dtype: str
-    events: "queue.Queue[tuple[dict, bytes | None]]" = field(default_factory=queue.Queue)
+    events: "queue.Queue[tuple[dict, Any]]" = field(default_factory=queue.Queue)  # (event, pixels or None)
     cancel: CancelToken = field(default_factory=CancelToken)
     state: str = "queued"
 
-    def emit(self, event: dict, payload: bytes | None = None) -> None:
+    def emit(self, event: dict, payload: Any = None) -> None:
         self.events.put((dict(event, job=self.id), payload))
 
 
@@ -167,8 +168,10 @@ class Worker:
         job.state = "running"
         job.emit({"event": "started", "method": job.method})
         try:
+            started = time.perf_counter()
             result = self.session.run(job.method, job.images, validated=job.params, blend_weights=job.blend,
                                       progress=_JobProgress(job), cancel=job.cancel)
+            method_s = time.perf_counter() - started  # reported so clients can tell overhead from compute
             data, layout = from_result(result.rgb, job.content, job.content_spec, job.output_dtype)
         except Cancelled:
             job.state = "cancelled"
@@ -181,7 +184,7 @@ class Worker:
             job.emit({"event": "error", **internal_error(self.session, job.method, err)})
         else:
             job.state = "done"
-            job.emit({"event": "result", **layout}, data)
+            job.emit({"event": "result", **layout, "method_s": round(method_s, 4)}, data)
 
 
 def internal_error(session: Any, method: str, err: BaseException) -> dict:

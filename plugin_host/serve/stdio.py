@@ -21,8 +21,10 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
 
-    def send(event: dict, payload: bytes | None = None) -> None:
-        stdout.write(encode_frame(event, payload))
+    def send(event: dict, payload: Any = None) -> None:
+        stdout.write(encode_frame(event if payload is None else dict(event, bytes=len(payload))))
+        if payload is not None:
+            stdout.write(payload)
         stdout.flush()
 
     body = stdin.read(max_request_bytes + 1)

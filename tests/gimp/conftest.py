@@ -1,14 +1,35 @@
 """The GIMP 3 rig (../shared/gimp3): opt-in locally with ``-m gimp``, a separate step in CI.
 
-When the rig cannot start, these tests fail with the reason; they never skip.
+When the rig cannot start, these tests fail with the reason; they never skip. AdaIN runs with a
+tiny random decoder contributed by a throwaway plugin (a dist-info on PYTHONPATH, seen by the
+install and by the server GIMP starts), so the tests do not depend on trained weights.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_PLUGIN = '''
+from pathlib import Path
+from plugin_host import UrlSource, WeightsEntry, hookimpl
+
+FILE = Path(__file__).resolve().parent / "adain-decoder-test.pth"
+
+
+@hookimpl
+def register_weights(register):
+    register(WeightsEntry("adain-decoder-test", FILE.name, "adain-decoder", "vgg16", "caffe",
+                          UrlSource(FILE.as_uri()), None, extra={"encoder": "vgg16-caffe-hed"}))
+'''
+#: Tiny settings so a call takes a second or two on 2 CPU cores (argument names as in the PDB).
+PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
+          "adain": {"decoder": "adain-decoder-test", "content-size": 64, "style-size": 64}}
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +44,56 @@ def gimp_rig(shared_dir: Path) -> Path:
     if setup.returncode != 0:
         pytest.fail(f"setup-chroot.sh failed ({setup.returncode}):\n{setup.stderr[-3000:]}", pytrace=False)
     return rig
+
+
+@dataclass
+class GimpRun:
+    """A temporary GIMP profile with the bridge installed, and a work folder mounted at /work."""
+
+    rig: Path
+    shared: Path
+    gimp_dir: Path
+    work: Path
+
+    def command(self, batch_file: Path, *extra: str) -> list[str]:
+        return [str(self.rig / "run-in-gimp.sh"), "-p", str(self.gimp_dir / "plug-ins"), "-w", str(self.work),
+                "--venv", str(REPO / ".venv"), "--ro-bind", str(REPO), "--ro-bind", str(self.shared),
+                "-e", f"PLUGIN_HOST_WEIGHTS_PATH={self.shared / 'weights'}", "-e", "PLUGIN_HOST_CACHE=/work/cache",
+                "-e", "PLUGIN_HOST_SERVER_FILE=/work/run/server.json", "-e", "PYTHONPATH=/work/testplug",
+                "-e", "PLUGIN_HOST_BRIDGE_MODE=server", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
+                "-t", "600", *extra, "-f", str(batch_file)]
+
+    def failure(self, run: subprocess.CompletedProcess) -> str:
+        log = self.work / "run" / "server.log"
+        return (f"GIMP batch failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}\nserver log:\n"
+                + (log.read_text()[-3000:] if log.exists() else "(none)"))
+
+
+@pytest.fixture
+def gimp_run(gimp_rig: Path, shared_dir: Path, tmp_path: Path) -> GimpRun:
+    work = tmp_path / "work"
+    work.mkdir()
+    plugin = _tiny_plugin(work / "testplug")
+    install = subprocess.run([str(REPO / ".venv" / "bin" / "plugin_host"), "gimp", "install", "--gimp-dir",
+                              str(tmp_path / "gimp")], env=dict(os.environ, PYTHONPATH=str(plugin)),
+                             capture_output=True, text=True, timeout=120)
+    assert install.returncode == 0, install.stderr
+    return GimpRun(gimp_rig, shared_dir, tmp_path / "gimp", work)
+
+
+def _tiny_plugin(folder: Path) -> Path:
+    """A plugin package visible to importlib.metadata via PYTHONPATH, registering a random decoder."""
+    import torch
+    from plugin_host.training import export_model
+    from plugin_host_adain.net import Decoder
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    export_model(folder / "adain-decoder-test.pth", Decoder("vgg16", width=0.25),
+                 {"encoder": "vgg16-caffe-hed", "architecture": "vgg16", "width": 0.25}, dtype=torch.float32)
+    (folder / "phtest_tiny_decoder.py").write_text(TINY_PLUGIN)
+    info = folder / "phtest_tiny_decoder-0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: phtest-tiny-decoder\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text("[plugin_host]\ntiny_decoder = phtest_tiny_decoder\n")
+    return folder

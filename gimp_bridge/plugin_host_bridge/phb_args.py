@@ -11,6 +11,7 @@ SLOTS = 2  # image slots offered for an input that takes several images (e.g. tw
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e15
 OUTPUT_CHOICES = (("replace", "Replace the layer's pixels"), ("new-layer", "Result in a new layer"))
+BUTTON_LETTERS = "ochrsl"
 MASK_SOURCES = (("none", "No masks"), ("selection", "Selection (inverse for the 2nd style)"),
                 ("channels", "Channels chosen below"))
 
@@ -62,15 +63,15 @@ def argument_specs(method: dict) -> list[dict]:
         for slot in range(slots):
             number = f" {slot + 1}" if slots > 1 else ""
             specs.append({"kind": "file", "name": _slot_name(spec["name"], slot, "file"),
-                          "nick": f"{label}{number} (file)", "blurb": spec.get("help", ""), "default": None,
+                          "nick": f"{label}{number}: file", "blurb": spec.get("help", ""), "default": None,
                           "source": ("image-file", spec["name"], slot)})
             specs.append({"kind": "drawable", "name": _slot_name(spec["name"], slot, "layer"),
-                          "nick": f"{label}{number} (open layer)",
+                          "nick": f"{label}{number}: open layer",
                           "blurb": "a layer of any open image; used instead of the file when set",
                           "default": None, "source": ("image-layer", spec["name"], slot)})
             if spec.get("weighted") and slots > 1:
                 specs.append({"kind": "double", "name": _slot_name(spec["name"], slot, "blend"),
-                              "nick": f"{label}{number} weight", "blurb": "blend weight (normalised to sum 1)",
+                              "nick": f"{label}{number}: weight", "blurb": "blend weight (normalised to sum 1)",
                               "min": 0.0, "max": 100.0, "default": 1.0, "source": ("blend", spec["name"], slot)})
     taken = {s["name"] for s in specs} | {"run-mode", "image", "drawables"}
     for param in method.get("params", []):
@@ -79,6 +80,21 @@ def argument_specs(method: dict) -> list[dict]:
             arg["name"] = "param-" + arg["name"]
         taken.add(arg["name"])
         specs.append(arg)
+    return _with_mnemonics(specs)
+
+
+def _with_mnemonics(specs: list[dict]) -> list[dict]:
+    """Give each dialog label its own keyboard mnemonic (``_X``), sparing the letters of the dialog's
+    buttons (_OK, _Cancel, _Help, _Reset, _Load/_Save Settings); GIMP warns about labels without one
+    and about clashes. A label whose letters are all taken gets none."""
+    used = set(BUTTON_LETTERS)
+    for spec in specs:
+        text = spec["nick"].replace("_", "__")  # a literal underscore
+        free = [i for i, c in enumerate(text) if c.isalnum() and c.lower() not in used]
+        if free:
+            used.add(text[free[0]].lower())
+            text = text[:free[0]] + "_" + text[free[0]:]
+        spec["nick"] = text
     return specs
 
 

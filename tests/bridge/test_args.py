@@ -101,3 +101,17 @@ def test_masks_from_channels_need_a_channel(bridge_modules, described):
 def test_a_new_method_appears_with_no_change_to_the_bridge(bridge_modules, described):
     specs = by_name(bridge_modules.args.argument_specs(described["slow"]))
     assert set(specs) == {"output-mode", "steps", "delay"}
+
+
+def test_dialog_labels_get_mnemonics_that_spare_the_buttons(bridge_modules, described):
+    """GIMP warns about clashes among labels and with _OK/_Cancel/_Help/_Reset/_Load/_Save."""
+    for name in ("gatys", "adain", "slow"):
+        letters = []
+        for spec in bridge_modules.args.argument_specs(described[name]):
+            marks = [i for i, c in enumerate(spec["nick"]) if c == "_"]
+            assert len(marks) <= 1, spec["nick"]
+            letters += [spec["nick"][i + 1].lower() for i in marks]
+        assert len(set(letters)) == len(letters) and not set(letters) & set("ochrsl"), (name, letters)
+        assert len(letters) >= min(10, len(bridge_modules.args.argument_specs(described[name])))
+    odd = {"name": "m", "inputs": [], "params": [{"name": "x", "kind": "bool", "label": "a_b"}]}
+    assert bridge_modules.args.argument_specs(odd)[-1]["nick"] == "_a__b"

@@ -5,6 +5,7 @@ without a socket, at the cost of loading torch and the models for every call.
 """
 from __future__ import annotations
 
+import queue
 import sys
 from typing import IO, Any
 
@@ -16,6 +17,7 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
               stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
     from plugin_host_gimp.phb_wire import WireError, encode_frame, decode_job
 
+    from .httpd import HEARTBEAT_S
     from .jobs import Worker, prepare
 
     stdin = stdin or sys.stdin.buffer
@@ -44,7 +46,10 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
     send({"event": "accepted", "job": job.id})
     try:
         while True:
-            event, payload = job.events.get()
+            try:
+                event, payload = job.events.get(timeout=HEARTBEAT_S)
+            except queue.Empty:  # a heartbeat also notices a caller that went away (GIMP killed it)
+                event, payload = {"event": "heartbeat", "job": job.id, "state": job.state}, None
             send(event, payload)
             if event["event"] in ("result", "error", "cancelled"):
                 break

@@ -24,6 +24,7 @@ import phb_client  # noqa: E402
 import phb_wire  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
+MAX_STYLE_SIDE = 2048  # methods read styles at 512 px or so; no need to send a poster-sized layer
 
 
 def _load(name):
@@ -86,6 +87,15 @@ def _is_high_bit_depth(drawable):
     return drawable.get_bpp() // channels > 1
 
 
+def _style_pixels(layer):
+    """A whole layer of any open image, 8 bit (plenty for a style), shrunk by GEGL when huge."""
+    lw, lh = layer.get_width(), layer.get_height()
+    scale = min(1.0, MAX_STYLE_SIDE / max(lw, lh))
+    w, h = max(1, int(lw * scale)), max(1, int(lh * scale))
+    data = layer.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), scale, "R'G'B'A u8", Gegl.AbyssPolicy.CLAMP)
+    return phb_wire.raw_image(data, w, h, 4)
+
+
 def build_images(plan, drawable, region, image):
     """The request's images: the content region as pixels, styles as files or open layers, masks."""
     x, y, w, h = region
@@ -97,9 +107,8 @@ def build_images(plan, drawable, region, image):
         for kind, value in chosen:
             if kind == "file":
                 items.append({"path": value})
-            else:  # a whole layer of any open image, 8 bit is plenty for a style
-                lw, lh = value.get_width(), value.get_height()
-                items.append(phb_wire.raw_image(_pixels(value, 0, 0, lw, lh, "R'G'B'A u8"), lw, lh, 4))
+            else:
+                items.append(_style_pixels(value))
         images[name] = items
     ox, oy = _offsets(drawable)
     for name, (source, channels) in plan["masks"].items():

@@ -87,8 +87,27 @@ alpha_same = all(b[i] == a[i] for i in range(1, len(b), 2))
 assert changed_inside > 32 * H // 2 and changed_outside == 0 and alpha_same, (changed_inside, changed_outside, alpha_same)
 fractional = any(abs(v * 255 - round(v * 255)) > 1e-3 for v in a[0:64 * 2:2])  # not quantised to 8 bit
 
+# 4. AdaIN, two styles split by the selection (the first inside, the second outside), on an RGB
+#    layer without alpha: the whole layer changes, and the selection is left as it was.
+img4, layer4 = new_image(content, kind=Gimp.ImageType.RGB_IMAGE)
+img4.select_rectangle(Gimp.ChannelOps.REPLACE, 16, 12, 32, 24)
+call("adain", img4, layer4, **{"style-layer": style_layer, "style-2-file": "/work/style.png",
+                               "mask-source": "selection"})
+assert list(Gimp.Selection.bounds(img4))[1:] == [True, 16, 12, 48, 36], Gimp.Selection.bounds(img4)
+assert img4.get_channels() == [], "the saved selection channel was left behind"
+save(img4, "/work/out-masks.png")
+
+# 5. AdaIN with its mask from a channel (left half).
+channel = Gimp.Channel.new(img4, "left", W, H, 100.0, Gegl.Color.new("black"))
+img4.insert_channel(channel, None, 0)
+cbuf = channel.get_buffer()
+cbuf.set(Gegl.Rectangle.new(0, 0, W // 2, H), "Y u8", bytes([255]) * (W // 2 * H))
+cbuf.flush()
+Gimp.Selection.none(img4)
+call("adain", img4, layer4, **{"style-layer": style_layer, "mask-source": "channels", "mask-channel": channel})
+
 with open("/work/report.json", "w") as f:
     json.dump({"timings": timings, "float_inside_changed": changed_inside, "float_fractional": fractional}, f)
-for image in (img, img2, img3, style_img):
+for image in (img, img2, img3, img4, style_img):
     image.delete()
 print("e2e: batch part done", json.dumps(timings))

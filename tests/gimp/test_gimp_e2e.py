@@ -79,3 +79,11 @@ def test_bridge_in_gimp(gimp_run) -> None:
     _check(work / "in.png", work / "out-gatys.png", _ellipse(32, 23, 20, 15), "gatys")
     _check(work / "in.png", work / "out-adain.png", _rectangle(8, 6, 30, 20), "adain")
     assert report["float_fractional"], "the high-bit-depth result was quantised to 8 bit"
+    with Image.open(work / "in.png") as before, Image.open(work / "out-masks.png") as after:
+        assert after.mode == "RGB"  # a layer without alpha stays without alpha
+        a, b = before.convert("RGB").load(), after.load()
+        inside = [_rectangle(16, 12, 32, 24)(x + 0.5, y + 0.5) == "in" for y in range(H) for x in range(W)]
+        changed = [max(abs(p - q) for p, q in zip(a[x, y], b[x, y])) > 2 for y in range(H) for x in range(W)]
+        for where in (True, False):  # two styles split by the selection: both parts restyled
+            part = [c for c, i in zip(changed, inside) if i == where]
+            assert sum(part) > 0.8 * len(part), f"masks from the selection: {'inside' if where else 'outside'}"

@@ -71,10 +71,10 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
 
     from ..runner import Session
 
-    session = Session(registry, device=args.device, seed=args.seed)
     if args.stdio:
         from .stdio import run_stdio
 
+        session = Session(registry, device=args.device, seed=args.seed)
         return run_stdio(session, cancel, args.max_request_bytes, args.max_pixels)
 
     running = phb_client.health(read_server_file(path))
@@ -82,6 +82,8 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
         raise PluginHostError(f"a server is already running (pid {running['pid']}, server file {path})",
                               hint="use it, or stop it first with `plugin_host serve --stop`")
     from .httpd import Server, serve_forever
+
+    session = Session(registry, device=args.device, seed=args.seed)
 
     try:
         server = Server(session, new_token(), port=args.port, max_request_bytes=args.max_request_bytes,

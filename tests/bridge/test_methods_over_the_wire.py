@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 import sys
 import time
 import types
@@ -90,23 +92,36 @@ def test_one_shot_stdio_speaks_the_same_frames(toy_registry, bridge_modules):
     assert code == 2
 
 
-def test_the_bridge_starts_a_server_when_none_runs_and_reuses_it(bridge_modules, tmp_path):
-    """What the plug-in does on its first call: start ``plugin_host serve`` detached, wait for it."""
+def test_the_bridge_starts_a_server_when_none_runs_and_reuses_it(bridge_modules, tmp_path, capsys):
+    """What the plug-in does on its first call: start ``plugin_host serve`` detached, wait for it.
+    Then the CLI: ``serve --status``, a second ``serve`` refused, ``serve --stop``, and SIGTERM."""
+    from plugin_host.cli import main
+
     client = bridge_modules.client
-    server_file = str(tmp_path / "run" / "server.json")
+    server_file = tmp_path / "run" / "server.json"
     command = [sys.executable, "-m", "plugin_host"]
-    info = client.connect(server_file, command, wait_s=60)
-    try:
-        assert client.connect(server_file, command, start=False)["pid"] == info["pid"]
-        assert oct((tmp_path / "run").stat().st_mode & 0o777) == "0o700"
-    finally:
-        client.request(info, "POST", "/v1/shutdown")
-    for _ in range(100):  # the server removes its file as it stops
-        if not (tmp_path / "run" / "server.json").exists():
-            break
-        time.sleep(0.05)
+    info = client.connect(str(server_file), command, wait_s=60)
+    assert client.connect(str(server_file), command, start=False)["pid"] == info["pid"]
+    assert oct((tmp_path / "run").stat().st_mode & 0o777) == "0o700"
+    where = ["--server-file", str(server_file)]
+    assert main(["serve", "--status", *where]) == 0 and json.loads(capsys.readouterr().out)["running"] is True
+    assert main(["serve", *where]) == 2
+    assert "a server is already running" in capsys.readouterr().err
+    assert main(["serve", "--stop", *where]) == 0 and f"pid {info['pid']}" in capsys.readouterr().out
+    _wait_gone(server_file)
     with pytest.raises(client.HostError, match="start one with `plugin_host serve`"):
-        client.connect(server_file, command, start=False)
+        client.connect(str(server_file), command, start=False)
+
+    info = client.connect(str(server_file), command, wait_s=60)
+    os.kill(info["pid"], signal.SIGTERM)  # Ctrl-C and SIGTERM stop it cleanly, file removed
+    _wait_gone(server_file)
+
+
+def _wait_gone(path, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not path.exists(), "the server did not remove its file on the way out"
 
 
 def test_one_shot_fallback_reports_the_hosts_error(bridge_modules):

@@ -182,6 +182,9 @@ def run(procedure, run_mode, image, drawables, config, data):
     except ValueError as err:
         return fail(procedure, str(err), Gimp.PDBStatusType.CALLING_ERROR)
     drawable = drawables[0]
+    if drawable.is_group():
+        return fail(procedure, f"{title} works on a layer, not on a layer group: select a layer inside it",
+                    Gimp.PDBStatusType.CALLING_ERROR)
     if plan["output"] == "new-layer" and not isinstance(drawable, Gimp.Layer):
         return fail(procedure, "a new layer can only be made from a layer; choose 'replace'",
                     Gimp.PDBStatusType.CALLING_ERROR)

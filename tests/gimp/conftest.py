@@ -55,12 +55,12 @@ class GimpRun:
     gimp_dir: Path
     work: Path
 
-    def command(self, batch_file: Path, *extra: str) -> list[str]:
+    def command(self, batch_file: Path, *extra: str, mode: str = "server") -> list[str]:
         return [str(self.rig / "run-in-gimp.sh"), "-p", str(self.gimp_dir / "plug-ins"), "-w", str(self.work),
                 "--venv", str(REPO / ".venv"), "--ro-bind", str(REPO), "--ro-bind", str(self.shared),
                 "-e", f"PLUGIN_HOST_WEIGHTS_PATH={self.shared / 'weights'}", "-e", "PLUGIN_HOST_CACHE=/work/cache",
                 "-e", "PLUGIN_HOST_SERVER_FILE=/work/run/server.json", "-e", "PYTHONPATH=/work/testplug",
-                "-e", "PLUGIN_HOST_BRIDGE_MODE=server", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
+                "-e", f"PLUGIN_HOST_BRIDGE_MODE={mode}", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
                 "-t", "600", *extra, "-f", str(batch_file)]
 
     def failure(self, run: subprocess.CompletedProcess) -> str:

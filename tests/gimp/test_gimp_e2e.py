@@ -87,3 +87,11 @@ def test_bridge_in_gimp(gimp_run) -> None:
         for where in (True, False):  # two styles split by the selection: both parts restyled
             part = [c for c, i in zip(changed, inside) if i == where]
             assert sum(part) > 0.8 * len(part), f"masks from the selection: {'inside' if where else 'outside'}"
+
+
+def test_one_shot_fallback_and_errors_in_gimp(gimp_run) -> None:
+    """Without a server (forced here), one ``plugin_host serve --stdio`` per call; errors carry the host's text."""
+    run = subprocess.run(gimp_run.command(HERE / "oneshot_batch.py", mode="oneshot"), capture_output=True,
+                         text=True, timeout=700)
+    assert run.returncode == 0, gimp_run.failure(run)
+    assert "oneshot: ok" in run.stdout

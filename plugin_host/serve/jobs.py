@@ -152,11 +152,12 @@ class Worker:
             try:
                 self._run(job)
             finally:
+                job.images, job.content = {}, memoryview(b"")  # a finished job keeps no pixels
                 with self._lock:
                     self.current = None
-                    if len(self.jobs) > 64:  # keep recent finished jobs for status queries only
-                        for old in [k for k, j in self.jobs.items() if j.state not in ("queued", "running")][:32]:
-                            del self.jobs[old]
+                    finished = [k for k, j in self.jobs.items() if j.state not in ("queued", "running")]
+                    for old in finished[:-32]:  # recent finished jobs stay for status queries
+                        del self.jobs[old]
 
     def _run(self, job: Job) -> None:
         from .pixels import from_result

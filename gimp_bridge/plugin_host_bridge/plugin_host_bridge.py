@@ -24,6 +24,7 @@ import phb_client  # noqa: E402
 import phb_wire  # noqa: E402
 
 RW = GObject.ParamFlags.READWRITE
+INVERT = bytes(range(255, -1, -1))
 MAX_STYLE_SIDE = 2048  # methods read styles at 512 px or so; no need to send a poster-sized layer
 
 
@@ -114,8 +115,8 @@ def build_images(plan, drawable, region, image):
     for name, (source, channels) in plan["masks"].items():
         if source == "selection":
             sel = _pixels(image.get_selection(), ox + x, oy + y, w, h, "Y u8")
-            count = len(plan["images"].get("style", [])) or 1
-            masks = [sel, bytes(255 - v for v in sel)][:count]
+            styles = max((len(v) for v in plan["images"].values()), default=1)
+            masks = [sel, sel.translate(INVERT)][:max(styles, 1)]  # the 2nd style gets the outside
         else:
             masks = [_pixels(c, ox + x, oy + y, w, h, "Y u8") for c in channels if c is not None]
         images[name] = [phb_wire.raw_image(m, w, h, 1) for m in masks]
@@ -189,7 +190,8 @@ def run(procedure, run_mode, image, drawables, config, data):
         return fail(procedure, "a new layer can only be made from a layer; choose 'replace'",
                     Gimp.PDBStatusType.CALLING_ERROR)
     # Two styles split by the selection: the whole layer changes, so lift the selection for the merge.
-    lift = any(s == "selection" for s, _ in plan["masks"].values()) and len(plan["images"].get("style", [])) > 1
+    styles = max((len(v) for v in plan["images"].values()), default=0)
+    lift = styles > 1 and any(source == "selection" for source, _ in plan["masks"].values())
     if lift:
         region = (0, 0, drawable.get_width(), drawable.get_height())
     else:

@@ -96,8 +96,9 @@ def connect(server_file: str, command: list[str], start: bool = True, wait_s: fl
             idle_exit_s: int = 1800) -> dict:
     """A running server's info, starting one (in the background, detached) if none answers."""
     info = read_server_file(server_file)
-    if health(info):
-        return info  # type: ignore[return-value]
+    answer = health(info)
+    if answer:
+        return dict(info, health=answer)  # type: ignore[arg-type]
     if not start:
         raise HostError("no plugin_host server is running", "start one with `plugin_host serve`")
     log_path = os.path.splitext(server_file)[0] + ".log"
@@ -113,8 +114,9 @@ def connect(server_file: str, command: list[str], start: bool = True, wait_s: fl
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         info = read_server_file(server_file)
-        if info and info.get("pid") == child.pid and health(info):
-            return info
+        answer = health(info) if info and info.get("pid") == child.pid else None
+        if answer:
+            return dict(info, health=answer)
         if child.poll() is not None:
             raise HostError(f"the plugin_host server exited with code {child.returncode}: {_tail(log_path)}",
                             f"its log is {log_path}")
@@ -125,6 +127,11 @@ def connect(server_file: str, command: list[str], start: bool = True, wait_s: fl
 
 def run_job(info: dict, body: bytes, on_event=None) -> tuple[dict, bytes]:
     """Send a job to the server; ``on_event(event)`` sees every progress frame; returns (layout, pixels)."""
+    limit = (info.get("health") or {}).get("max_request_bytes")
+    if limit and len(body) > limit:  # say so before sending what the server would refuse unread
+        raise HostError(f"request of {len(body)} bytes is over the server's limit of {limit}",
+                        "work on a smaller selection, or restart the server with a larger --max-request-bytes",
+                        "too-large")
     conn = http.client.HTTPConnection("127.0.0.1", int(info["port"]), timeout=READ_TIMEOUT_S)
     try:
         conn.request("POST", "/v1/jobs", body=body, headers={

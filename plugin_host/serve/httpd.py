@@ -130,7 +130,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         return {"ok": True, "version": __version__, "protocol": PROTOCOL, "pid": os.getpid(),
                 "device": str(session.context.device), "methods": sorted(session.registry.methods),
-                "busy": self.server.worker.busy}
+                "busy": self.server.worker.busy, "max_request_bytes": self.server.max_request_bytes,
+                "max_pixels": self.server.max_pixels}
 
     def _job(self) -> None:
         from plugin_host_gimp.phb_wire import CONTENT_TYPE, WireError, decode_job, encode_frame

@@ -108,6 +108,9 @@ def test_limits_on_request_size_and_pixels(make_server, bridge_modules):
     with pytest.raises(client.HostError) as err:
         client.run_job(read_info(small), job(wire, w=20, h=20))
     assert err.value.kind == "too-large" and "1000" in err.value.message and err.value.hint
+    with pytest.raises(client.HostError) as early:  # a client that knows the limit does not even send it
+        client.run_job(dict(read_info(small), health={"max_request_bytes": 1000}), job(wire, w=20, h=20))
+    assert early.value.message == err.value.message and early.value.kind == "too-large"
     _, few = make_server(max_pixels=100)
     with pytest.raises(client.HostError) as err:
         client.run_job(read_info(few), job(wire, w=20, h=20))

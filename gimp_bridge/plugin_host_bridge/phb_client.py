@@ -103,7 +103,8 @@ def connect(server_file: str, command: list[str], start: bool = True, wait_s: fl
         raise HostError("no plugin_host server is running", "start one with `plugin_host serve`")
     log_path = os.path.splitext(server_file)[0] + ".log"
     os.makedirs(os.path.dirname(server_file) or ".", mode=0o700, exist_ok=True)
-    with open(log_path, "ab") as log:
+    fresh = not os.path.exists(log_path) or os.path.getsize(log_path) > 1 << 20  # keep the log small
+    with open(log_path, "wb" if fresh else "ab") as log:
         try:
             child = subprocess.Popen([*command, "serve", "--server-file", server_file,
                                       "--idle-exit", str(idle_exit_s)],

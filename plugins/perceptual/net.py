@@ -150,9 +150,16 @@ class SuperResolutionNet(nn.Module):
         return y
 
 
-def apply_net(net: nn.Module, image: Tensor) -> Tensor:
-    """Run a 0..255 network on an RGB image in 0..1; the result is clamped to 0..1."""
-    return (net(image * 255.0) / 255.0).clamp(0, 1)
+def apply_net(net: nn.Module, image: Tensor, clamp: bool = True) -> Tensor:
+    """Run a 0..255 network on an RGB image in 0..1; the result is clamped to 0..1.
+
+    Training passes ``clamp=False``: clamping would stop the gradient at the ends of the range.
+    The 0..255 range also suits training with Adam at 1e-3: the last conv, which no normalisation
+    follows, then moves the output by at most a few grey levels per step; in 0..1 units the same
+    step overshoots and the first iterations blow up.
+    """
+    out = net(image * 255.0) / 255.0
+    return out.clamp(0, 1) if clamp else out
 
 
 def build_net(config: Mapping[str, Any]) -> nn.Module:

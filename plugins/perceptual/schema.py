@@ -76,7 +76,7 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     IntParam("style_size", "Style size", "longest side the style image is read at", 256, min=32, max=4096),
     FloatParam("content_weight", "Content weight", "weight of the feature reconstruction loss", 1.0, min=0.0,
                max=1e6),
-    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 20.0, min=0.0, max=1e9),
+    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 5.0, min=0.0, max=1e9),
     FloatParam("tv_weight", "TV weight", "total-variation weight (smoothness)", 10.0, min=0.0, max=1e6),
     ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
     ListParam("style_layers", "Style layers", "VGG layers of the style loss",

@@ -119,7 +119,7 @@ def train_style(params: Params, ctx: RunContext) -> Path:
             "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop}
 
     def loss_fn(model, photos):
-        output = model(photos * 255.0) / 255.0
+        output = apply_net(model, photos, clamp=False)
         features = encoder(output)
         with torch.no_grad():
             target = encoder(photos)[params.content_layer]
@@ -150,7 +150,7 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
 
     def loss_fn(model, photos):
         low = degrade(photos, factor, params.blur_sigma)
-        output = model(low * 255.0) / 255.0
+        output = apply_net(model, low, clamp=False)
         if encoder is None:
             loss = F.mse_loss(output, photos)
             parts = {"pixel": loss}

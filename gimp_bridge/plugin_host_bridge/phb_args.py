@@ -10,7 +10,8 @@ from __future__ import annotations
 SLOTS = 2  # image slots offered for an input that takes several images (e.g. two blended styles)
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e15
-OUTPUT_CHOICES = (("replace", "Replace the layer's pixels"), ("new-layer", "Result in a new layer"))
+OUTPUT_CHOICES = (("replace", "Replace the layer's pixels"), ("new-layer", "Result in a new layer"),
+                  ("new-image", "Result in a new image, at the method's own size"))
 BUTTON_LETTERS = "ochrsl"
 MASK_SOURCES = (("none", "No masks"), ("selection", "Selection (inverse for the 2nd style)"),
                 ("channels", "Channels chosen below"))

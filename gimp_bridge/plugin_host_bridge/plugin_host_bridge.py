@@ -200,11 +200,19 @@ def run(procedure, run_mode, image, drawables, config, data):
             return fail(procedure, "the selection does not touch the layer: select part of it, or nothing")
         region = (x, y, w, h)
     Gimp.progress_init(f"{title}: starting")
+    created = None
     try:
         images, fmt = build_images(plan, drawable, region, image)
-        body = phb_wire.encode_job(method["name"], plan["params"], images, blend=plan["blend"])
+        keep_size = plan["output"] == "new-image"  # e.g. an upscaler's result at its own size
+        body = phb_wire.encode_job(method["name"], plan["params"], images, blend=plan["blend"],
+                                   output={"size": "result"} if keep_size else None)
         layout, pixels = call_host(body, ProgressReporter(title))
-        write_result(image, drawable, region, fmt, pixels, plan["output"] == "new-layer", title, lift)
+        if keep_size:
+            created = image_from_result(layout, pixels, fmt, drawable, title)
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                Gimp.Display.new(created)
+        else:
+            write_result(image, drawable, region, fmt, pixels, plan["output"] == "new-layer", title, lift)
     except phb_client.Cancelled:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except phb_client.HostError as err:
@@ -214,7 +222,24 @@ def run(procedure, run_mode, image, drawables, config, data):
     finally:
         Gimp.progress_end()
     Gimp.displays_flush()
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+    return Gimp.ValueArray.new_from_values([GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
+                                            GObject.Value(Gimp.Image, created)])
+
+
+def image_from_result(layout, pixels, fmt, drawable, title):
+    """A new image holding the result at the size the method returned (a grayscale source stays gray)."""
+    w, h = layout["width"], layout["height"]
+    precision = Gimp.Precision.FLOAT_NON_LINEAR if fmt.endswith("float") else Gimp.Precision.U8_NON_LINEAR
+    created = Gimp.Image.new_with_precision(w, h, Gimp.ImageBaseType.RGB, precision)
+    layer = Gimp.Layer.new(created, title, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    created.insert_layer(layer, None, 0)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, w, h), fmt, pixels)
+    buffer.flush()
+    if drawable.is_gray():
+        created.convert_grayscale()
+    created.clean_all()  # nothing to undo in a new image
+    return created
 
 
 def write_result(image, drawable, region, fmt, pixels, new_layer, title, lift):
@@ -260,6 +285,8 @@ class PluginHostBridge(Gimp.PlugIn):
         procedure.set_attribution("plugin_host", "plugin_host contributors", "2025")
         for spec in phb_args.argument_specs(method):
             add_argument(procedure, spec)
+        procedure.add_image_return_value("new-image", "New image", "the result, when output-mode is new-image",
+                                         True, RW)
         return procedure
 
 

@@ -32,6 +32,7 @@ class Job:
     content: memoryview
     content_spec: dict
     output_dtype: str
+    keep_size: bool = False  # True: the result keeps the method's own size (for a new image)
     events: "queue.Queue[tuple[dict, Any]]" = field(default_factory=queue.Queue)  # (event, pixels or None)
     cancel: CancelToken = field(default_factory=CancelToken)
     state: str = "queued"
@@ -74,12 +75,16 @@ def prepare(session: Any, header: dict, buffers: list[memoryview], max_pixels: i
     if not isinstance(content_spec, dict) or "buffer" not in content_spec:
         raise InputImageError(f"the {content_name} image must be sent as pixels, not as a path",
                               hint="the server writes its result back as pixels of the same layout")
-    dtype = (header.get("output") or {}).get("dtype") or content_spec["dtype"]
+    output = header.get("output") or {}
+    dtype = output.get("dtype") or content_spec["dtype"]
     if dtype not in ("u8", "f32"):
         raise InputImageError(f"output dtype must be u8 or f32, got {dtype!r}")
+    if output.get("size", "content") not in ("content", "result"):
+        raise InputImageError(f"output size must be 'content' or 'result', got {output.get('size')!r}")
     blend = {k: tuple(float(w) for w in v) for k, v in (header.get("blend") or {}).items()}
     return Job(id=f"j{next(_ids)}", method=method.name, images=images, params=params, blend=blend,
-               content=buffers[content_spec["buffer"]], content_spec=content_spec, output_dtype=dtype)
+               content=buffers[content_spec["buffer"]], content_spec=content_spec, output_dtype=dtype,
+               keep_size=output.get("size") == "result")
 
 
 def _image(session: Any, spec: Any, buffers: list[memoryview], max_pixels: int, to_tensor: Any) -> Any:
@@ -173,7 +178,7 @@ class Worker:
             result = self.session.run(job.method, job.images, validated=job.params, blend_weights=job.blend,
                                       progress=_JobProgress(job), cancel=job.cancel)
             method_s = time.perf_counter() - started  # reported so clients can tell overhead from compute
-            data, layout = from_result(result.rgb, job.content, job.content_spec, job.output_dtype)
+            data, layout = from_result(result.rgb, job.content, job.content_spec, job.output_dtype, job.keep_size)
         except Cancelled:
             job.state = "cancelled"
             job.emit({"event": "cancelled"})

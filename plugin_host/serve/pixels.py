@@ -36,16 +36,22 @@ def to_tensor(buffer: Any, spec: dict) -> Any:
     return torch.from_numpy(planar).unsqueeze(0).clamp_(0, 1)
 
 
-def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None) -> tuple[memoryview, dict]:
-    """Encode a ``(1, 3, h, w)`` result in the content's layout and size, with the content's alpha.
+def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None,
+                keep_size: bool = False) -> tuple[memoryview, dict]:
+    """Encode a ``(1, 3, h, w)`` result in the content's layout, with the content's alpha.
 
-    A method may return another size (e.g. ``max_size``); it is resized to the content's, since
-    a filter writes back over the pixels it read. Returns a byte view of the interleaved pixels.
+    A method may return another size (``max_size``, or a super-resolution method). By default it is
+    resized to the content's, since a filter writes back over the pixels it read; with
+    ``keep_size`` the result keeps its own size (for a new image) and the alpha is resized to it.
+    Returns a byte view of the interleaved pixels.
     """
+    import torch
+
     from ..imaging.resize import resize_to
 
-    height, width, channels = spec["height"], spec["width"], spec["channels"]
+    channels = spec["channels"]
     dtype = dtype or spec["dtype"]
+    height, width = tuple(rgb.shape[-2:]) if keep_size else (spec["height"], spec["width"])
     if tuple(rgb.shape[-2:]) != (height, width):
         rgb = resize_to(rgb, (height, width))
     planar = np.clip(rgb[0].numpy(), 0, 1)
@@ -57,6 +63,11 @@ def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None) ->
     out[..., :planar.shape[0]] = planar.transpose(1, 2, 0)  # one pass: scatter + convert
     if channels in (2, 4):  # keep the content's alpha exactly (converted only if the dtype changes)
         alpha = as_array(content, spec)[..., -1]
+        if (height, width) != (spec["height"], spec["width"]):  # a new size: resample the alpha too
+            scale = 255.0 if spec["dtype"] == "u8" else 1.0
+            small = torch.from_numpy(alpha.astype(np.float32) / scale)[None, None]
+            alpha = resize_to(small, (height, width))[0, 0].clamp(0, 1).numpy() * scale
+            alpha = np.rint(alpha) if spec["dtype"] == "u8" else alpha
         if dtype != spec["dtype"]:
             alpha = alpha / np.float32(255) if spec["dtype"] == "u8" else np.rint(alpha * 255)
         out[..., -1] = alpha

@@ -28,14 +28,23 @@ def slow_run(inputs, params, ctx):
     return 1 - inputs["content"]  # an inverse: easy to check exactly
 
 
+def twice_run(inputs, params, ctx):
+    return inputs["content"].repeat_interleave(2, dim=-1).repeat_interleave(2, dim=-2)  # like a 2x upscaler
+
+
+def _register(register):
+    register(Method(name="slow", title="Slow inverse", description="inverts, one step at a time",
+                    inputs=(ImageInput("content"),),
+                    schema=Schema((IntParam("steps", default=3, min=1, max=10_000),
+                                   FloatParam("delay", default=0.01, min=0.0, max=5.0))),
+                    run=slow_run))
+    register(Method(name="twice", title="Twice as large", description="enlarges 2x", menu="Enhance",
+                    inputs=(ImageInput("content"),), schema=Schema(), run=twice_run))
+
+
 def _slow_plugin():
     plugin = types.ModuleType("slow_plugin")
-    plugin.register_methods = hookimpl(lambda register: register(Method(
-        name="slow", title="Slow inverse", description="inverts, one step at a time",
-        inputs=(ImageInput("content"),),
-        schema=Schema((IntParam("steps", default=3, min=1, max=10_000),
-                       FloatParam("delay", default=0.01, min=0.0, max=5.0))),
-        run=slow_run)))
+    plugin.register_methods = hookimpl(_register)
     return plugin
 
 

@@ -105,7 +105,7 @@ def test_a_new_method_appears_with_no_change_to_the_bridge(bridge_modules, descr
 
 def test_dialog_labels_get_mnemonics_that_spare_the_buttons(bridge_modules, described):
     """GIMP warns about clashes among labels and with _OK/_Cancel/_Help/_Reset/_Load/_Save."""
-    for name in ("gatys", "adain", "slow"):
+    for name in ("gatys", "adain", "slow", "twice"):
         letters = []
         for spec in bridge_modules.args.argument_specs(described[name]):
             marks = [i for i, c in enumerate(spec["nick"]) if c == "_"]

@@ -39,7 +39,7 @@ def test_every_request_needs_the_token(make_server, bridge_modules):
         status, body = client.request(dict(info, token=token), "GET", "/v1/health")
         assert status == 401 and body["kind"] == "auth" and "Bearer" in body["hint"]
     assert client.health(dict(info, token="wrong")) is None
-    assert {"gatys", "adain", "slow"} <= set(client.health(info)["methods"])
+    assert {"gatys", "adain", "slow", "twice"} <= set(client.health(info)["methods"])
 
 
 def test_methods_are_described_exactly_as_info_json(make_server, bridge_modules, toy_registry, capsys):
@@ -87,6 +87,20 @@ def test_gray_with_alpha_stays_gray_with_alpha(make_server, bridge_modules):
     layout, pixels = client.run_job(read_info(path), job(wire, w=4, h=3, data=data, channels=2))
     assert layout["channels"] == 2 and pixels[1::2] == data[1::2]
     assert all(abs(p - (255 - v)) <= 1 for p, v in zip(pixels[0::2], data[0::2]))
+
+
+def test_a_result_of_another_size_is_fitted_back_unless_the_client_keeps_it(make_server, bridge_modules):
+    wire, client = bridge_modules.wire, bridge_modules.client
+    _, path = make_server()
+    data = rgba(4, 3)
+    layout, pixels = client.run_job(read_info(path), job(wire, method="twice", w=4, h=3, data=data))
+    assert (layout["width"], layout["height"]) == (4, 3) and pixels[3::4] == data[3::4]  # fitted back
+    assert max(abs(a - b) for a, b in zip(pixels, data)) <= 8  # 2x up, then antialiased back down
+    body = wire.encode_job("twice", {}, {"content": wire.raw_image(data, 4, 3, 4)}, output={"size": "result"})
+    layout, pixels = client.run_job(read_info(path), body)
+    assert (layout["width"], layout["height"]) == (8, 6) and len(pixels) == 8 * 6 * 4
+    assert pixels[(1 * 8 + 2) * 4:(1 * 8 + 2) * 4 + 4] == data[4:8]  # pixel (1, 0) now covers (2..3, 0..1)
+    assert pixels[3::4][:2] == bytes([data[3]]) * 2  # alpha follows the new size
 
 
 @pytest.mark.parametrize("method,params,words", [

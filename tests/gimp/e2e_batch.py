@@ -46,6 +46,7 @@ def call(method, img, layer, **props):
     timings.setdefault(method, []).append(round(time.monotonic() - started, 2))
     status = result.index(0)
     assert status == Gimp.PDBStatusType.SUCCESS, "%s failed: %s" % (name, result.index(1))
+    return result
 
 
 content = bytes(v for y in range(H) for x in range(W) for v in (x * 4, y * 5, 120, 90 + (x + y) * 1))
@@ -106,8 +107,17 @@ cbuf.flush()
 Gimp.Selection.none(img4)
 call("adain", img4, layer4, **{"style-layer": style_layer, "mask-source": "channels", "mask-channel": channel})
 
+# 6. A new image at the method's own size: Gatys at max-size 32 returns 32x24 for the 64x48 layer,
+#    and the source image is left alone.
+img5, layer5 = new_image(content)
+result = call("gatys", img5, layer5, **{"style-layer": style_layer, "output-mode": "new-image"})
+created = result.index(1)
+assert (created.get_width(), created.get_height()) == (32, 24), (created.get_width(), created.get_height())
+assert layer5.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, RGBA, Gegl.AbyssPolicy.CLAMP) == content
+assert len(created.get_layers()) == 1 and created.get_layers()[0].has_alpha()
+
 with open("/work/report.json", "w") as f:
     json.dump({"timings": timings, "float_inside_changed": changed_inside, "float_fractional": fractional}, f)
-for image in (img, img2, img3, img4, style_img):
+for image in (img, img2, img3, img4, img5, created, style_img):
     image.delete()
 print("e2e: batch part done", json.dumps(timings))

@@ -38,7 +38,8 @@ def write_server_file(path: Path, info: dict[str, Any]) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the file itself is 0600 regardless
     fd, tmp = tempfile.mkstemp(prefix=".server-", dir=path.parent)
     try:
-        os.fchmod(fd, 0o600)
+        if hasattr(os, "fchmod"):  # POSIX; on Windows the user's profile folder is already private
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(info, out)
         os.replace(tmp, path)

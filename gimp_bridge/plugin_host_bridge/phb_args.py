@@ -53,26 +53,26 @@ def argument_specs(method: dict) -> list[dict]:
         slots = SLOTS if spec.get("multiple") else 1
         label = spec.get("label") or spec["name"]
         if spec.get("role") == "mask":
-            specs.append({"kind": "choice", "name": canonical(spec["name"]) + "-source", "nick": label,
-                          "blurb": spec.get("help", ""), "choices": list(MASK_SOURCES), "default": "none",
+            specs.append({"kind": "choice", "name": canonical(spec["name"]) + "-source", "nick": "Source",
+                          "blurb": f"{label}: {spec.get('help', '')}", "choices": list(MASK_SOURCES), "default": "none",
                           "source": ("mask-source", spec["name"])})
             for slot in range(slots):
                 specs.append({"kind": "channel", "name": _slot_name(spec["name"], slot, "channel"),
-                              "nick": f"{label} channel {slot + 1}", "blurb": f"mask for style {slot + 1}",
+                              "nick": f"Channel {slot + 1}", "blurb": f"mask for style {slot + 1}",
                               "default": None, "source": ("mask", spec["name"], slot)})
             continue
         for slot in range(slots):
             number = f" {slot + 1}" if slots > 1 else ""
             specs.append({"kind": "file", "name": _slot_name(spec["name"], slot, "file"),
-                          "nick": f"{label}{number}: file", "blurb": spec.get("help", ""), "default": None,
+                          "nick": f"File{number}", "blurb": f"{label}: {spec.get('help', '')}", "default": None,
                           "source": ("image-file", spec["name"], slot)})
             specs.append({"kind": "drawable", "name": _slot_name(spec["name"], slot, "layer"),
-                          "nick": f"{label}{number}: open layer",
+                          "nick": f"Open layer{number}",
                           "blurb": "a layer of any open image; used instead of the file when set",
                           "default": None, "source": ("image-layer", spec["name"], slot)})
             if spec.get("weighted") and slots > 1:
                 specs.append({"kind": "double", "name": _slot_name(spec["name"], slot, "blend"),
-                              "nick": f"{label}{number}: weight", "blurb": "blend weight (normalised to sum 1)",
+                              "nick": f"Weight{number}", "blurb": "blend weight (normalised to sum 1)",
                               "min": 0.0, "max": 100.0, "default": 1.0, "source": ("blend", spec["name"], slot)})
     taken = {s["name"] for s in specs} | {"run-mode", "image", "drawables"}
     for param in method.get("params", []):
@@ -97,6 +97,26 @@ def _with_mnemonics(specs: list[dict]) -> list[dict]:
             text = text[:free[0]] + "_" + text[free[0]:]
         spec["nick"] = text
     return specs
+
+
+def dialog_layout(method: dict) -> list[dict]:
+    """How the dialog groups the arguments: the output mode alone, then a frame per image input
+    and one for the parameters. Each group: ``id``, ``title`` (None: no frame), ``args`` (names)."""
+    groups: list[dict] = []
+    for spec in argument_specs(method):
+        source = spec["source"]
+        if source[0] == "bridge":
+            key, title = "output", None
+        elif source[0] == "param":
+            key, title = "parameters", "Parameters"
+        else:
+            key = canonical(source[1])
+            title = next((i.get("label") or i["name"] for i in method.get("inputs", []) if i["name"] == source[1]),
+                         source[1])
+        if not groups or groups[-1]["id"] != key:
+            groups.append({"id": key, "title": title, "args": []})
+        groups[-1]["args"].append(spec["name"])
+    return groups
 
 
 def _param_spec(param: dict) -> dict:

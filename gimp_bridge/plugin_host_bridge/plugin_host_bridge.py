@@ -64,6 +64,21 @@ def add_argument(procedure, spec):
         procedure.add_string_argument(name, nick, blurb, spec["default"], RW)
 
 
+def fill_dialog(dialog, method):
+    """A frame per image input and one for the parameters (see phb_args.dialog_layout)."""
+    top = []
+    for group in phb_args.dialog_layout(method):
+        if group["title"] is None:
+            top.extend(group["args"])
+            continue
+        frame = group["id"] + "-frame"
+        dialog.get_label(frame + "-title", group["title"], False, False)
+        dialog.fill_box(frame + "-box", group["args"])
+        dialog.fill_frame(frame, frame + "-title", False, frame + "-box")
+        top.append(frame)
+    dialog.fill(top)
+
+
 def read_values(config, specs):
     values = {}
     for spec in specs:
@@ -172,7 +187,7 @@ def run(procedure, run_mode, image, drawables, config, data):
 
         GimpUi.init(procedure.get_name())
         dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-        dialog.fill(None)
+        fill_dialog(dialog, method)
         accepted = dialog.run()
         dialog.destroy()
         if not accepted:

@@ -115,3 +115,12 @@ def test_dialog_labels_get_mnemonics_that_spare_the_buttons(bridge_modules, desc
         assert len(letters) >= min(10, len(bridge_modules.args.argument_specs(described[name])))
     odd = {"name": "m", "inputs": [], "params": [{"name": "x", "kind": "bool", "label": "a_b"}]}
     assert bridge_modules.args.argument_specs(odd)[-1]["nick"] == "_a__b"
+
+
+def test_the_dialog_groups_arguments_by_input_and_parameters(bridge_modules, described):
+    groups = bridge_modules.args.dialog_layout(described["adain"])
+    assert [(g["id"], g["title"]) for g in groups] == [("output", None), ("style", "Style images"),
+                                                      ("mask", "Masks"), ("parameters", "Parameters")]
+    every = [name for g in groups for name in g["args"]]
+    assert every == [s["name"] for s in bridge_modules.args.argument_specs(described["adain"])]
+    assert [g["id"] for g in bridge_modules.args.dialog_layout(described["slow"])] == ["output", "parameters"]

@@ -126,8 +126,8 @@ def _param_spec(param: dict) -> dict:
     if kind in ("float", "int"):
         lo, hi = param.get("min"), param.get("max")
         limit = FLOAT_LIMIT if kind == "float" else INT_LIMIT
-        lo = -limit if lo is None else lo
-        hi = limit if hi is None else hi
+        lo = -limit if lo is None else max(lo, -limit)  # GIMP's ints are 32-bit
+        hi = limit if hi is None else min(hi, limit)
         if default is None:
             if lo <= 0:  # no spare value to mean "automatic": let the user type it
                 return dict(base, kind="string", default="", blurb=base["blurb"] + " (empty = automatic)",

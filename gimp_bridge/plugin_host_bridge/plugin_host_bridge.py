@@ -299,7 +299,10 @@ class PluginHostBridge(Gimp.PlugIn):
         procedure.set_documentation(method.get("title") or name, method.get("description", ""), name)
         procedure.set_attribution("plugin_host", "plugin_host contributors", "2025")
         for spec in phb_args.argument_specs(method):
-            add_argument(procedure, spec)
+            try:
+                add_argument(procedure, spec)
+            except Exception as err:  # one odd parameter must not cost the whole filter: the host default applies
+                sys.stderr.write(f"plugin_host_bridge: {name}: skipped argument {spec['name']}: {err}\n")
         procedure.add_image_return_value("new-image", "New image", "the result, when output-mode is new-image",
                                          True, RW)
         return procedure

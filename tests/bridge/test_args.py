@@ -124,3 +124,12 @@ def test_the_dialog_groups_arguments_by_input_and_parameters(bridge_modules, des
     every = [name for g in groups for name in g["args"]]
     assert every == [s["name"] for s in bridge_modules.args.argument_specs(described["adain"])]
     assert [g["id"] for g in bridge_modules.args.dialog_layout(described["slow"])] == ["output", "parameters"]
+
+
+def test_numbers_fit_gimps_argument_types(bridge_modules):
+    method = {"name": "m", "inputs": [], "params": [
+        {"name": "big", "kind": "int", "default": 5, "min": -10**12, "max": 10**12},
+        {"name": "free", "kind": "float", "default": 0.5, "min": None, "max": None}]}
+    specs = by_name(bridge_modules.args.argument_specs(method))
+    assert (specs["big"]["min"], specs["big"]["max"]) == (-(2**31 - 1), 2**31 - 1)
+    assert (specs["free"]["min"], specs["free"]["max"]) == (-1e15, 1e15)

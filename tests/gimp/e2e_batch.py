@@ -49,6 +49,15 @@ def call(method, img, layer, **props):
     return result
 
 
+# Every installed method is a procedure (methods a later plugin adds included), with all its parameters.
+with open("/plug-ins/plugin_host_bridge/methods.json") as f:
+    for method in json.load(f)["methods"]:
+        proc = PDB.lookup_procedure("plug-in-plugin-host-" + method["name"].replace("_", "-"))
+        assert proc is not None, method["name"] + " has no procedure"
+        names = {a.name for a in proc.get_arguments()}
+        missing = {p["name"].replace("_", "-") for p in method["params"]} - names
+        assert not missing, (method["name"], missing)
+
 content = bytes(v for y in range(H) for x in range(W) for v in (x * 4, y * 5, 120, 90 + (x + y) * 1))
 stripes = bytes(v for y in range(H) for x in range(W) for v in ((255, 40, 0, 255) if (x // 4) % 2 else (0, 60, 255, 255)))
 

@@ -36,6 +36,9 @@ from .net import SuperResolutionNet, TransformerNet, apply_net
 from .schema import SR_KIND, STYLE_KIND
 
 
+_MEAN_RGB = (0.485, 0.456, 0.406)  # ImageNet's mean colour
+
+
 def _output_path(params: Params, default_name: str) -> tuple[Path, str]:
     name = params.name or default_name
     if params.out is not None:
@@ -112,6 +115,10 @@ def train_style(params: Params, ctx: RunContext) -> Path:
         style_features = encoder(style)
         style_grams = {layer: gram_matrix(style_features[layer]) for layer in params.style_layers}
     net = TransformerNet(norm=params.norm, upsample=params.upsample, width=params.width)
+    with torch.no_grad():
+        # Start from a mid-grey picture rather than black: VGG's ReLUs are mostly off on black, so the
+        # content loss has little gradient and the first few hundred steps would learn only colour.
+        net.deconv3.conv2d.bias.copy_(torch.tensor(_MEAN_RGB) * 255.0)
     card = {"name": name, "model_kind": STYLE_KIND, "architecture": "johnson-transformer", "kind": "style",
             **net.config, "encoder": params.encoder, "style_name": style_file.stem,
             "thumbnail": _thumbnail(style), "description": f"fast style '{name}' trained on {style_file.name}",

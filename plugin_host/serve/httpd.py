@@ -8,7 +8,8 @@ file). Routes (all JSON unless noted):
 - ``POST /v1/jobs``: body in the wire format (``plugin_host_gimp.phb_wire``); the answer is a
   stream of frames (accepted, queued, started, stage, progress, heartbeat, then result, error or
   cancelled). Closing the connection cancels the job.
-- ``POST /v1/jobs/ID/cancel``; ``GET /v1/jobs/ID`` (state); ``POST /v1/shutdown``.
+- ``GET /v1/jobs`` (recent jobs and their states), ``GET /v1/jobs/ID``, ``POST /v1/jobs/ID/cancel``;
+  ``POST /v1/shutdown``.
 
 Errors before a job is accepted are HTTP 4xx/5xx with ``{"error", "kind", "hint"}``.
 """
@@ -106,6 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, describe_methods(self.server.session.registry))
             if route == ("POST", "v1", "jobs"):
                 return self._job()
+            if route == ("GET", "v1", "jobs"):
+                return self._json(200, {"jobs": [{"job": j.id, "method": j.method, "state": j.state}
+                                                 for j in list(self.server.worker.jobs.values())]})
             if len(parts) == 3 and parts[:2] == ["v1", "jobs"] and verb == "GET":
                 job = self.server.worker.jobs.get(parts[2])
                 return self._json(200, {"job": job.id, "state": job.state}) if job else self._error(

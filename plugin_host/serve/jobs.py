@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import queue
+import sys
 import threading
 import time
 import traceback
@@ -154,9 +155,13 @@ class Worker:
             with self._lock:
                 self._waiting.remove(job)
                 self.current = job
+            started = time.monotonic()
             try:
                 self._run(job)
             finally:
+                # one line per job in the server's log (next to its server file when the bridge started it)
+                print(f"plugin_host serve: job {job.id} {job.method}: {job.state} after "
+                      f"{time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
                 job.images, job.content = {}, memoryview(b"")  # a finished job keeps no pixels
                 with self._lock:
                     self.current = None

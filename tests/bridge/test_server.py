@@ -197,6 +197,8 @@ def test_cancel_by_job_id_stops_the_running_job(make_server, bridge_modules):
     assert status == 200 and body["cancelled"] is True
     assert events[-1][0] == "cancelled"
     assert server.worker.jobs[job_id].state == "cancelled"
+    status, listing = client.request(info, "GET", "/v1/jobs")
+    assert {"job": job_id, "method": "slow", "state": "cancelled"} in listing["jobs"]
 
 
 def test_a_client_that_goes_away_cancels_its_job(make_server, bridge_modules):

@@ -11,22 +11,28 @@ import sys
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "cli.md"
-COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["train"], ["train", "adain"], ["weights"], ["weights", "list"],
+COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["run", "perceptual"],
+            ["run", "perceptual-sr"], ["train"], ["train", "adain"], ["train", "perceptual"],
+            ["train", "perceptual-sr"], ["sr-eval"], ["weights"], ["weights", "list"],
             ["weights", "fetch"], ["weights", "verify"], ["weights", "import"], ["serve"], ["gimp"],
             ["gimp", "install"], ["gimp", "uninstall"], ["gimp", "doctor"]]
 
 
 def render() -> str:
+    import tempfile
+
     from plugin_host.cli import build_parser
     from plugin_host.plugins import load_registry
 
-    parser = build_parser(load_registry())
-    previous = os.environ.get("COLUMNS")
+    saved = {name: os.environ.get(name) for name in ("COLUMNS", "PLUGIN_HOST_MODELS")}
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal width
     try:
-        return _render(parser)
+        with tempfile.TemporaryDirectory() as no_models:
+            os.environ["PLUGIN_HOST_MODELS"] = no_models  # choices list shipped models, not the reader's own
+            return _render(build_parser(load_registry()))
     finally:
-        os.environ.pop("COLUMNS") if previous is None else os.environ.__setitem__("COLUMNS", previous)
+        for name, value in saved.items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
 
 
 def _render(parser: argparse.ArgumentParser) -> str:

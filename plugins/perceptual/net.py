@@ -28,12 +28,11 @@ from torch import Tensor, nn
 from plugin_host.errors import WeightsError
 from plugin_host.weights.checkpoint import load_strict
 
+from .schema import NORMS, UPSAMPLES, WIDTHS
+
 __all__ = ["NORMS", "UPSAMPLES", "WIDTHS", "TransformerNet", "SuperResolutionNet", "apply_net", "build_net",
            "load_transformer", "LEGACY_KEYS"]
 
-NORMS = ("instance", "batch")
-UPSAMPLES = ("nearest", "transposed")
-WIDTHS = {"full": 1.0, "half": 0.5}
 #: Old PyTorch wrote running statistics for InstanceNorm; the published files still hold them.
 LEGACY_KEYS = r"in\d+\.running_(mean|var)$"
 

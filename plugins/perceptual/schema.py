@@ -4,7 +4,10 @@ from plugin_host.errors import ParameterError
 from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam,
                                 Params, PathParam, Schema, StringParam)
 
-from .net import NORMS, UPSAMPLES, WIDTHS
+NORMS = ("instance", "batch")
+UPSAMPLES = ("nearest", "transposed")
+#: Channel multiplier of each network width.
+WIDTHS = {"full": 1.0, "half": 0.5}
 
 STYLE_KIND = "perceptual-style"
 SR_KIND = "perceptual-sr"

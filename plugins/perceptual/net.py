@@ -135,14 +135,18 @@ class SuperResolutionNet(nn.Module):
         self.scale, self.residual = scale, residual
         self.conv_in = ConvLayer(3, channels, 9)
         self.blocks = nn.Sequential(*(ResidualBlock(channels, norm) for _ in range(blocks)))
-        self.upsample = nn.ModuleList(UpsampleConv(channels, channels) for _ in range(int(math.log2(scale))))
+        stages = int(math.log2(scale))
+        self.upsample = nn.ModuleList(UpsampleConv(channels, channels) for _ in range(stages))
+        # Normalised like every other conv (as in the paper): without it the ReLUs after upsampling
+        # die early in training and the network collapses to plain bicubic.
+        self.upsample_norms = nn.ModuleList(_norm(norm, channels) for _ in range(stages))
         self.conv_out = ConvLayer(channels, 3, 9)
 
     def forward(self, x: Tensor) -> Tensor:
         y = torch.relu(self.conv_in(x))
         y = self.blocks(y)
-        for stage in self.upsample:
-            y = torch.relu(stage(y))
+        for stage, norm in zip(self.upsample, self.upsample_norms):
+            y = torch.relu(norm(stage(y)))
         y = self.conv_out(y)
         if self.residual:
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)

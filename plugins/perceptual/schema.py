@@ -79,7 +79,10 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     IntParam("style_size", "Style size", "longest side the style image is read at", 256, min=32, max=4096),
     FloatParam("content_weight", "Content weight", "weight of the feature reconstruction loss", 1.0, min=0.0,
                max=1e6),
-    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 5.0, min=0.0, max=1e9),
+    # pytorch/examples weighs content 1e5 and style 1e10 with torchvision-scaled VGG features; the
+    # default encoder's Caffe-scaled features are about 57 times larger, which multiplies the Gram
+    # loss by 57^2 more than the content loss: the same balance is 1 to 1e5 / 57^2, about 30.
+    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 30.0, min=0.0, max=1e9),
     FloatParam("tv_weight", "TV weight", "total-variation weight (smoothness)", 10.0, min=0.0, max=1e6),
     ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
     ListParam("style_layers", "Style layers", "VGG layers of the style loss",

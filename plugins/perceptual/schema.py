@@ -12,7 +12,7 @@ WIDTHS = {"full": 1.0, "half": 0.5}
 STYLE_KIND = "perceptual-style"
 SR_KIND = "perceptual-sr"
 DEFAULT_STYLE = "perceptual-starry-night"
-DEFAULT_SR = "perceptual-sr-x4-feature"
+DEFAULT_SR = "perceptual-sr-x4-pixel"
 VGG_LAYERS = tuple(f"relu{block}_{i}" for block, n in ((1, 2), (2, 2), (3, 3), (4, 3), (5, 3))
                    for i in range(1, n + 1))
 

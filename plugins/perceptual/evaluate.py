@@ -46,9 +46,8 @@ def y_metrics(output, reference, border: int) -> tuple[float, float]:
     return psnr, ssim
 
 
-def evaluate(hr_files, scale: int, models, session, blur_sigma: float = 0.0) -> list[dict]:
+def evaluate(hr_files: list[Path], scale: int, models: list[str], session, blur_sigma: float = 0.0) -> list[dict]:
     """Mean PSNR/SSIM per row (``bicubic`` first, then each model), with per-image values."""
-    import torch
     import torch.nn.functional as F
 
     from plugin_host.imaging.io import load_image

@@ -174,4 +174,4 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
     return _loop(ctx, params, net, out, card, loss_fn, seed_offset=7)
 
 
-__all__ = ["train_style", "train_sr", "apply_net"]
+__all__ = ["train_style", "train_sr"]

@@ -52,7 +52,7 @@ def installed_models(model_kind: str, folder: Path | None = None, packaged: bool
     """Registry entries for the cards of ``model_kind`` in ``folder`` (default: the user models folder).
 
     Unreadable cards are skipped. ``packaged=True`` is for models a plugin ships inside its package:
-    their cards carry ``sha256`` and ``size``, and the file is installed from the package like a download.
+    their cards carry ``sha256`` and ``size``, and the file is used in place, verified like a download.
     """
     folder = folder or user_models_dir()
     if not folder.is_dir():

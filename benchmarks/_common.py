@@ -49,6 +49,17 @@ def benchmark_images() -> tuple[Path, Path]:
     return paths
 
 
+def devices(choice: str) -> list[str]:
+    """Devices to measure for ``--device``: ``auto`` is the CPU plus CUDA when torch sees a GPU."""
+    import torch
+
+    if choice == "auto":
+        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    if choice == "cuda" and not torch.cuda.is_available():
+        sys.exit("benchmark: --device cuda was asked for but torch sees no CUDA GPU")
+    return [choice]
+
+
 def median_of(fn: Callable[[], float], repeats: int) -> float:
     """Median of ``repeats`` calls of ``fn``, which returns one measurement."""
     return statistics.median(fn() for _ in range(max(1, repeats)))

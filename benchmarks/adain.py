@@ -18,8 +18,8 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, header, median_of, peak_rss_mib,
-                     print_json, run_child, setup_environment, shared_dir)
+from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
+                     peak_rss_mib, print_json, run_child, setup_environment, shared_dir)
 from plugin_host.builtin_weights import DEFAULT_ENCODER
 from plugin_host.progress import Progress
 
@@ -317,16 +317,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             setattr(args, key, value)
     args.train = args.train or args.train_only
     return args
-
-
-def devices(choice: str) -> list[str]:
-    import torch
-
-    if choice == "auto":
-        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    if choice == "cuda" and not torch.cuda.is_available():
-        sys.exit("benchmark: --device cuda was asked for but torch sees no CUDA GPU")
-    return [choice]
 
 
 def run_config(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, header, median_of, peak_rss_mib,
-                     print_json, run_child, setup_environment, shared_dir)
+from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
+                     peak_rss_mib, print_json, run_child, setup_environment, shared_dir)
 # Helpers of the AdaIN benchmark that apply here unchanged (square test images, step timestamps,
 # linked training images, CUDA sync).
 from adain import StepTimes, int_list, square_image, syncer, training_images
@@ -335,16 +335,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     elif args.train and "train" not in args.what:
         args.what = [*args.what, "train"]
     return args
-
-
-def devices(choice: str) -> list[str]:
-    import torch
-
-    if choice == "auto":
-        return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
-    if choice == "cuda" and not torch.cuda.is_available():
-        sys.exit("benchmark: --device cuda was asked for but torch sees no CUDA GPU")
-    return [choice]
 
 
 def run_config(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -46,9 +46,12 @@ class MethodHandle:
 
 
 def load_method(name: str, device: str = "auto", seed: int | None = None,
-                session: Session | None = None) -> MethodHandle:
+                session: Session | None = None, precision: str = "auto") -> MethodHandle:
     """Find the method ``name`` among the installed plugins and bind it to a device.
+
+    ``precision`` is ``auto`` (bfloat16 networks where the hardware runs them natively), ``fp32``
+    or ``bf16``; see :mod:`plugin_host.precision`.
 
     :raises plugin_host.errors.MethodNotFound: with a did-you-mean when no plugin provides it.
     """
-    return MethodHandle(session or Session(device=device, seed=seed), name)
+    return MethodHandle(session or Session(device=device, seed=seed, precision=precision), name)

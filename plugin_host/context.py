@@ -39,7 +39,9 @@ class RunContext:
     """What a method may use while it runs.
 
     :ivar device: where tensors live; inputs arrive there already.
-    :ivar dtype: floating type for computation (float32 unless the user asked otherwise).
+    :ivar dtype: floating type of images and losses (float32).
+    :ivar compute_dtype: what networks prepared with :meth:`prepare` compute in (bfloat16 where the
+        hardware runs it natively and the user did not ask for ``--precision fp32``; default ``dtype``).
     :ivar seed: ``None`` for nondeterministic runs; :meth:`generator` is seeded from it.
     :ivar progress: report ``stage(name, total)`` / ``advance()`` / ``preview(path)``.
     :ivar cancel: call ``cancel.raise_if_cancelled()`` between steps.
@@ -51,6 +53,7 @@ class RunContext:
     weights: "WeightsStore"
     registry: "Registry"
     dtype: "torch.dtype | None" = None
+    compute_dtype: "torch.dtype | None" = None
     seed: int | None = None
     progress: Progress = field(default_factory=Progress)
     cancel: CancelToken = field(default_factory=CancelToken)
@@ -63,6 +66,8 @@ class RunContext:
             import torch
 
             self.dtype = torch.float32
+        if self.compute_dtype is None:
+            self.compute_dtype = self.dtype
 
     def generator(self, offset: int = 0) -> "torch.Generator":
         """A CPU generator seeded from ``seed`` (+ ``offset``), or randomly when no seed was given."""
@@ -86,6 +91,20 @@ class RunContext:
         self.progress.preview(str(path))
         return path
 
+    @property
+    def placement(self) -> tuple[str, str, str]:
+        """Device and dtypes as strings: add it to :attr:`cache` keys of anything :meth:`prepare` made."""
+        return str(self.device), str(self.dtype), str(self.compute_dtype)
+
+    def prepare(self, module: "torch.nn.Module") -> "torch.nn.Module":
+        """``module`` on the run's device, computing in :attr:`compute_dtype`, taking and returning :attr:`dtype`.
+
+        Call it once when a network is built (inside the ``create`` of :attr:`cache`), not per run.
+        """
+        from .precision import compute_in
+
+        return compute_in(module.to(device=self.device, dtype=self.dtype), self.compute_dtype, self.dtype)
+
     def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max") -> "VGGEncoder":
         """A frozen VGG encoder from the weights entry ``name``, computing only ``layers``.
 
@@ -107,7 +126,7 @@ class RunContext:
         def create() -> "VGGEncoder":
             state = self.cache.get(("state", name), lambda: load_state_dict(self.weights.path(
                 name, progress=self.progress, cancel=self.cancel)))
-            return build_encoder(entry.architecture, state, entry.input_convention, layers,
-                                 pooling=pooling, device=self.device, dtype=self.dtype)
+            return self.prepare(build_encoder(entry.architecture, state, entry.input_convention, layers,
+                                              pooling=pooling))
 
-        return self.cache.get(("encoder", name, layers, pooling, str(self.device), str(self.dtype)), create)
+        return self.cache.get(("encoder", name, layers, pooling, *self.placement), create)

@@ -41,6 +41,8 @@ def gram_matrix(features: Tensor) -> Tensor:
     .. math:: G_{b,ij} = \frac{1}{C H W} \sum_{h,w} F_{b,i,h,w} F_{b,j,h,w}
 
     Dividing by :math:`C H W` makes the value independent of image size and layer width.
+    Computed in float32 for reduced-precision features; channels-last features are read in
+    place rather than copied.
 
     Args:
         features: :math:`(B, C, H, W)`.
@@ -54,9 +56,16 @@ def gram_matrix(features: Tensor) -> Tensor:
                  [0.5000, 0.5000]]])
     """
     _check_features(features)
+    if features.dtype in (torch.bfloat16, torch.float16):
+        features = features.float()  # sums over many pixels: accumulate and round in float32
     b, c, h, w = features.shape
-    flat = features.reshape(b, c, h * w)
-    return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+    if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
+        rows = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
+        gram = torch.bmm(rows.transpose(1, 2), rows)
+    else:
+        flat = features.reshape(b, c, h * w)
+        gram = torch.bmm(flat, flat.transpose(1, 2))
+    return gram / (c * h * w)
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

@@ -64,17 +64,19 @@ class Session:
     """A registry, a weights store, a device and warm models, shared by successive runs."""
 
     def __init__(self, registry: "Registry | None" = None, device: str = "auto", seed: int | None = None,
-                 max_pixels: int | None = None, store: Any = None) -> None:
+                 max_pixels: int | None = None, store: Any = None, precision: str = "auto") -> None:
         from .context import RunContext
         from .devices import select_device
         from .plugins import load_registry
+        from .precision import resolve_precision
         from .weights.store import WeightsStore
 
         self.registry = registry if registry is not None else load_registry()
         self.store = store if store is not None else WeightsStore(self.registry.weights)
         self.max_pixels = max_pixels
-        self.context = RunContext(device=select_device(device), weights=self.store,
-                                  registry=self.registry, seed=seed)
+        chosen = select_device(device)
+        self.context = RunContext(device=chosen, weights=self.store, registry=self.registry, seed=seed,
+                                  compute_dtype=resolve_precision(precision, chosen))
 
     def method(self, name: str) -> Method:
         return self.registry.method(name)

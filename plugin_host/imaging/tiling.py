@@ -167,16 +167,17 @@ def frozen_instance_norm(net: torch.nn.Module, reference: torch.Tensor,
     norms = [m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
     stats: dict[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    # Statistics and the normalisation are computed in float32 even when the net runs in bfloat16.
     def record(module: torch.nn.Module, args: tuple) -> None:
-        x = args[0]
+        x = args[0].float()
         stats[module] = (x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, unbiased=False))
 
     def normalise(module: torch.nn.InstanceNorm2d, args: tuple, output: torch.Tensor) -> torch.Tensor:
         mean, var = stats[module]
-        y = (args[0] - mean) * torch.rsqrt(var + module.eps)
+        y = (args[0].float() - mean) * torch.rsqrt(var + module.eps)
         if module.affine:
-            y = y * module.weight.view(1, -1, 1, 1) + module.bias.view(1, -1, 1, 1)
-        return y
+            y = y * module.weight.float().view(1, -1, 1, 1) + module.bias.float().view(1, -1, 1, 1)
+        return y.to(output.dtype)
 
     handles = [m.register_forward_pre_hook(record) for m in norms]
     try:

@@ -17,6 +17,7 @@ from ..errors import ExitCode, PluginHostError
 
 
 def add_commands(commands: Any) -> None:
+    from ..precision import PRECISION_CHOICES
     from .httpd import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_BYTES
 
     serve = commands.add_parser("serve", help="keep models warm for the GIMP bridge (loopback HTTP server)",
@@ -39,6 +40,8 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--max-queue", type=int, default=8, help="jobs that may wait behind the running one")
     serve.add_argument("--device", default="auto", help="cpu|cuda|mps|auto (default auto)")
     serve.add_argument("--seed", type=int, help="seed every job (bit-identical results on the CPU)")
+    serve.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                       help="network arithmetic: auto is bf16 where the hardware runs it natively, else fp32")
 
     gimp = commands.add_parser("gimp", help="install, remove or check the GIMP 3 plug-in")
     actions = gimp.add_subparsers(dest="gimp_command", metavar="ACTION", required=True)
@@ -74,7 +77,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
     if args.stdio:
         from .stdio import run_stdio
 
-        session = Session(registry, device=args.device, seed=args.seed)
+        session = Session(registry, device=args.device, seed=args.seed, precision=args.precision)
         return run_stdio(session, cancel, args.max_request_bytes, args.max_pixels)
 
     running = phb_client.health(read_server_file(path))
@@ -83,7 +86,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
                               hint="use it, or stop it first with `plugin_host serve --stop`")
     from .httpd import Server, serve_forever
 
-    session = Session(registry, device=args.device, seed=args.seed)
+    session = Session(registry, device=args.device, seed=args.seed, precision=args.precision)
 
     try:
         server = Server(session, new_token(), port=args.port, max_request_bytes=args.max_request_bytes,

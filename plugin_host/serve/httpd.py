@@ -3,7 +3,7 @@
 Every request needs ``Authorization: Bearer <token>`` (the token is in the user-only server
 file). Routes (all JSON unless noted):
 
-- ``GET /v1/health``: version, protocol, device, pid, methods, whether busy.
+- ``GET /v1/health``: version, protocol, device, precision, pid, methods, whether busy.
 - ``GET /v1/methods``: the method descriptions, as ``plugin_host info METHOD --json``.
 - ``POST /v1/jobs``: body in the wire format (``plugin_host_gimp.phb_wire``); the answer is a
   stream of frames (accepted, queued, started, stage, progress, heartbeat, then result, error or
@@ -133,7 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
         from plugin_host_gimp.phb_wire import PROTOCOL
 
         return {"ok": True, "version": __version__, "protocol": PROTOCOL, "pid": os.getpid(),
-                "device": str(session.context.device), "methods": sorted(session.registry.methods),
+                "device": str(session.context.device),
+                "precision": str(session.context.compute_dtype).removeprefix("torch."), "methods": sorted(session.registry.methods),
                 "busy": self.server.worker.busy, "max_request_bytes": self.server.max_request_bytes,
                 "max_pixels": self.server.max_pixels}
 

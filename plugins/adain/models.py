@@ -36,8 +36,8 @@ def load_encoder(ctx: RunContext, name: str) -> torch.nn.Module:
     if entry.architecture == "adain-vgg19":
         def create() -> torch.nn.Module:
             state = load_state_dict(ctx.weights.path(name, progress=ctx.progress, cancel=ctx.cancel))
-            return load_adain_encoder(state).to(device=ctx.device, dtype=ctx.dtype)
-        return ctx.cache.get(("adain-encoder", name, str(ctx.device), str(ctx.dtype)), create)
+            return ctx.prepare(load_adain_encoder(state))
+        return ctx.cache.get(("adain-encoder", name, *ctx.placement), create)
     return ctx.load_encoder(name, ENCODER_LAYERS)
 
 
@@ -53,8 +53,8 @@ def load_models(ctx: RunContext, decoder_name: str) -> tuple[torch.nn.Module, to
                                hint="its weights entry needs extra={'encoder': NAME}")
         encoder = load_encoder(ctx, encoder_name)
         state = {k: v.float() for k, v in state.items()}
-        decoder = load_decoder(state, metadata or None).to(device=ctx.device, dtype=ctx.dtype).eval()
+        decoder = ctx.prepare(load_decoder(state, metadata or None).eval())
         decoder.requires_grad_(False)
         return encoder, decoder
 
-    return ctx.cache.get(("adain", decoder_name, str(ctx.device), str(ctx.dtype)), create)
+    return ctx.cache.get(("adain", decoder_name, *ctx.placement), create)

@@ -35,6 +35,6 @@ def load_model(ctx: RunContext, name: str, kind: str) -> tuple[torch.nn.Module, 
             raise WeightsError(f"model {name!r} is a {found} network, not a {kind} one",
                                hint="pick a model of the right kind; `plugin_host info METHOD` lists them")
         net = load_transformer(state, metadata or None)
-        return net.to(device=ctx.device, dtype=ctx.dtype), metadata
+        return ctx.prepare(net), metadata
 
-    return ctx.cache.get(("perceptual", name, str(ctx.device), str(ctx.dtype)), create)
+    return ctx.cache.get(("perceptual", name, *ctx.placement), create)

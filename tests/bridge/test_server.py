@@ -39,7 +39,9 @@ def test_every_request_needs_the_token(make_server, bridge_modules):
         status, body = client.request(dict(info, token=token), "GET", "/v1/health")
         assert status == 401 and body["kind"] == "auth" and "Bearer" in body["hint"]
     assert client.health(dict(info, token="wrong")) is None
-    assert {"gatys", "adain", "slow", "twice"} <= set(client.health(info)["methods"])
+    health = client.health(info)
+    assert {"gatys", "adain", "slow", "twice"} <= set(health["methods"])
+    assert health["precision"] in ("float32", "bfloat16")
 
 
 def test_methods_are_described_exactly_as_info_json(make_server, bridge_modules, toy_registry, capsys):

@@ -124,8 +124,9 @@ class RunContext:
         layers = tuple(sorted(set(layers)))
 
         def create() -> "VGGEncoder":
-            state = self.cache.get(("state", name), lambda: load_state_dict(self.weights.path(
-                name, progress=self.progress, cancel=self.cancel)))
+            # Not cached: once the encoder holds its own (possibly bf16) copy, the file's tensors
+            # would only add to the process's memory; a second layer set reads the file again.
+            state = load_state_dict(self.weights.path(name, progress=self.progress, cancel=self.cancel))
             return self.prepare(build_encoder(entry.architecture, state, entry.input_convention, layers,
                                               pooling=pooling))
 

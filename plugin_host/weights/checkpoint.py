@@ -14,13 +14,26 @@ if TYPE_CHECKING:
 _SHOW = 5
 
 
+def _is_zip(path: Path) -> bool:
+    """Whether ``path`` is in torch's zip format, which ``torch.load(mmap=True)`` needs.
+
+    Mapping the file instead of reading it means tensors that are converted (to bfloat16, to
+    the GPU) never occupy a second copy in the process's memory.
+    """
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 def load_weights_file(path: Path) -> object:
     """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a clear WeightsError."""
     import torch
 
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except FileNotFoundError:
         raise WeightsError(f"weights file {path} does not exist") from None
     except OSError as err:

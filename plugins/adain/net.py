@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchvision.models.vgg import cfgs as _TORCHVISION_CFGS
 
 from plugin_host.encoders import VGGEncoder
+from plugin_host.encoders.vgg import VGG_CONFIGS
 from plugin_host.errors import WeightsError
 from plugin_host.losses import mean_std
 from plugin_host.weights.checkpoint import load_strict
@@ -41,7 +41,7 @@ ENCODER_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 #: Encoders a decoder can be built for (``"adain-vgg19"`` is the published normalised VGG19).
 DECODER_ARCHITECTURES: tuple[str, ...] = ("vgg19", "vgg16", "adain-vgg19")
 
-_CFG_KEY = {"vgg16": "D", "vgg19": "E", "adain-vgg19": "E"}
+_CFG_KEY = {"vgg16": "vgg16", "vgg19": "vgg19", "adain-vgg19": "vgg19"}
 #: Channels of relu4_1, the decoder's input, for every architecture.
 _FEATURE_CHANNELS = 512
 #: Output channels of the decoder's first conv at ``width=1`` (all architectures).
@@ -150,7 +150,7 @@ def decoder_config(architecture: str) -> list[int | str]:
     if architecture not in _CFG_KEY:
         raise ValueError(f"unknown decoder architecture {architecture!r}; "
                          f"expected one of {DECODER_ARCHITECTURES}")
-    cfg = list(_TORCHVISION_CFGS[_CFG_KEY[architecture]])
+    cfg = list(VGG_CONFIGS[_CFG_KEY[architecture]])
     prefix = cfg[: cfg.index(512) + 1]  # up to the first conv of block 4: relu4_1
     inputs: list[int | str] = []
     channels = 3
@@ -239,7 +239,7 @@ class AdainVGGEncoder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        cfg = list(_TORCHVISION_CFGS["E"])
+        cfg = list(VGG_CONFIGS["vgg19"])
         modules: list[nn.Module] = [nn.Conv2d(3, 3, 1)]
         channels = 3
         for entry in cfg[: cfg.index(512) + 1]:

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import torchvision.models.vgg as tv_vgg
 from torch import nn
 
 from plugin_host.encoders import VGGEncoder, build_encoder, layer_names
+from plugin_host.encoders.vgg import VGG_CONFIGS, make_layers
 from plugin_host.errors import WeightsError
 
 
@@ -65,6 +68,21 @@ class TestLayerNames:
             features = tv_vgg.make_layers(tv_vgg.cfgs[key])
         kinds = {nn.Conv2d: "conv", nn.ReLU: "relu", nn.MaxPool2d: "pool"}
         assert [kinds[type(m)] for m in features] == [n[:4] for n in layer_names(arch)]
+
+    @pytest.mark.parametrize(("arch", "key"), [("vgg16", "D"), ("vgg19", "E")])
+    def test_our_layers_equal_torchvisions(self, arch: str, key: str) -> None:
+        with torch.device("meta"):
+            ours, theirs = make_layers(VGG_CONFIGS[arch]), tv_vgg.make_layers(tv_vgg.cfgs[key])
+        assert [repr(m) for m in ours] == [repr(m) for m in theirs]  # types, channels, kernel, padding
+        assert {k: v.shape for k, v in ours.state_dict().items()} == {
+            k: v.shape for k, v in theirs.state_dict().items()}
+
+    def test_building_an_encoder_does_not_import_torchvision(self) -> None:
+        code = ("import sys; from plugin_host.encoders import build_encoder; "
+                "build_encoder('vgg16', None, 'caffe', ['relu5_1']); "
+                "print(sorted(m for m in sys.modules if m.startswith('torchvision')))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.strip() == "[]"
 
     def test_unknown_architecture(self) -> None:
         with pytest.raises(ValueError, match="vgg11"):

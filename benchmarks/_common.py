@@ -92,6 +92,11 @@ def cuda_peak_mib(device: Any) -> float | None:
     return torch.cuda.max_memory_allocated(device) / (1024 * 1024)
 
 
+def precision_name(session: Any) -> str:
+    """What the session's networks compute in: "float32" or "bfloat16"."""
+    return str(session.context.compute_dtype).removeprefix("torch.")
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
-                     peak_rss_mib, print_json, run_child, setup_environment, shared_dir)
+                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir)
 from plugin_host.builtin_weights import DEFAULT_ENCODER
 from plugin_host.progress import Progress
 
@@ -71,14 +71,15 @@ def make_session(cfg: dict[str, Any]):
 
     folder = cfg.get("random_decoder_dir")
     if not folder:
-        return Session(device=cfg["device"], seed=0)
+        return Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
     entry = random_decoder_entry(Path(folder))
     plugin = types.ModuleType("adain_benchmark_decoder")
     plugin.register_weights = hookimpl(lambda register: register(entry))  # type: ignore[attr-defined]
     registry = load_registry(extra_plugins=[("adain_benchmark_decoder", plugin)])
     # Found in place through the search path: never copied into the user's cache.
     store = WeightsStore(registry.weights, search_path=[*default_search_path(), Path(folder)])
-    return Session(registry=registry, device=cfg["device"], seed=0, store=store)
+    return Session(registry=registry, device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
+                   store=store)
 
 
 def syncer(device: Any) -> Callable[[], None]:
@@ -186,7 +187,8 @@ def stylise_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
     seconds = median_of(one_run, repeats)
     result: dict[str, Any] = {
-        "device": str(device), "size": size, "content_hw": [size, size], "style_hw": [STYLE_SIZE, STYLE_SIZE],
+        "device": str(device), "precision": precision_name(session),
+        "size": size, "content_hw": [size, size], "style_hw": [STYLE_SIZE, STYLE_SIZE],
         "tile_size": tile, "tiled": bool(tile) and size > tile, "torch_threads": torch.get_num_threads(),
         "warmup_runs": cfg["warmup"], "warmup_size": warm_size, "repeats": repeats,
         "session_run_s": seconds, "repeats_s": times,
@@ -264,7 +266,8 @@ def train_child(cfg: dict[str, Any]) -> dict[str, Any]:
         method.resolve_train()(params, session.context)
     durations = [b - a for a, b in zip(progress.marks, progress.marks[1:])]
     timed = durations[cfg["warmup"]:]
-    return {"device": str(device), "batch_size": cfg["batch_size"], "crop": cfg["crop"],
+    return {"device": str(device), "precision": precision_name(session),
+            "batch_size": cfg["batch_size"], "crop": cfg["crop"],
             "resize_short": cfg["resize_short"], "decoder_width": 1.0, "encoder": DEFAULT_ENCODER,
             "workers": cfg["workers"], "torch_threads": torch.get_num_threads(),
             "warmup_steps": cfg["warmup"], "timed_steps": len(timed),
@@ -290,6 +293,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cpu, plus cuda when torch sees a GPU")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="network arithmetic, as `plugin_host run --precision` (default auto)")
     p.add_argument("--decoder", default=DEFAULT_DECODER, help=f"registered decoder to time (default {DEFAULT_DECODER})")
     p.add_argument("--random-decoder", action="store_true",
                    help="time a random full-width vgg16 decoder for the default encoder instead (same cost)")
@@ -367,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         # Training builds its own decoder: only stylisation needs the named one.
         decoder = None if args.train_only else describe_decoder(args, folder)
         name = RANDOM_DECODER if folder is not None else args.decoder
-        common = {"decoder": name, "random_decoder_dir": str(folder) if folder else None, "threads": args.threads}
+        common = {"decoder": name, "random_decoder_dir": str(folder) if folder else None, "threads": args.threads,
+                  "precision": args.precision}
         doc: dict[str, Any] = {
             **header(), "method": METHOD, "quick": args.quick, "device": args.device, "decoder": decoder,
             "setup": (f"content {CONTENT_NOTE}; style resized to {STYLE_SIZE}²; alpha 1, no colour "

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
-                     peak_rss_mib, print_json, run_child, setup_environment)
+                     peak_rss_mib, precision_name, print_json, run_child, setup_environment)
 from plugin_host.builtin_weights import DEFAULT_ENCODER
 from plugin_host.errors import Cancelled
 from plugin_host.progress import CancelToken, Progress
@@ -153,7 +153,7 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()  # torch and plugin_host imported, nothing run yet
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0)
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
     device = session.context.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     content, style = benchmark_images()
@@ -164,7 +164,8 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats(device)
     measure = measure_iterations if cfg["kind"] == "iterations" else measure_to_target
     result = measure(session, images, cfg, sync)
-    return {"device": str(device), "size": cfg["size"], "image_hw": list(warm.rgb.shape[-2:]),
+    return {"device": str(device), "precision": precision_name(session),
+            "size": cfg["size"], "image_hw": list(warm.rgb.shape[-2:]),
             "torch_threads": torch.get_num_threads(), **result,
             "peak_rss_mib": round(peak_rss_mib(), 1), "rss_after_imports_mib": baseline,
             "cuda_peak_mib": cuda_peak_mib(device)}
@@ -184,6 +185,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--what", choices=("all", "iterations", "multiscale"), default="all",
                    help="which measurements to run (default all)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="network arithmetic, as `plugin_host run --precision` (default auto)")
     g = p.add_argument_group("seconds per iteration and peak memory")
     g.add_argument("--sizes", type=int_list, help="max sides, comma-separated (default 256,512)")
     g.add_argument("--warmup", type=int, help="iterations discarded per repeat (default 1)")
@@ -215,6 +218,7 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def multiscale(device: str, args: argparse.Namespace) -> dict[str, Any]:
     common = {"kind": "to_target", "device": device, "size": args.size, "threads": args.threads,
+              "precision": args.precision,
               "target_iterations": args.target_iterations, "max_iterations": args.max_iterations,
               "level_iterations": args.level_iterations, "repeats": args.multiscale_repeats}
     single = run_config({**common, "levels": 1})
@@ -242,7 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.what in ("all", "iterations"):
         doc["iterations"] = [run_config({"kind": "iterations", "device": device, "size": size,
                                          "warmup": args.warmup, "iterations": args.iterations,
-                                         "repeats": args.repeats, "threads": args.threads})
+                                         "repeats": args.repeats, "threads": args.threads,
+                                         "precision": args.precision})
                              for device in devices(args.device) for size in args.sizes]
     if args.what in ("all", "multiscale"):
         doc["multiscale"] = [multiscale(device, args) for device in devices(args.device)]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
-                     peak_rss_mib, print_json, run_child, setup_environment, shared_dir)
+                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir)
 # Helpers of the AdaIN benchmark that apply here unchanged (square test images, step timestamps,
 # linked training images, CUDA sync).
 from adain import StepTimes, int_list, square_image, syncer, training_images
@@ -158,7 +158,7 @@ def apply_child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()  # torch and plugin_host imported, nothing run yet
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0)
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
     device = session.context.device
     sync = syncer(device)
     method = STYLE_METHOD if cfg["kind"] == "style" else SR_METHOD
@@ -198,7 +198,8 @@ def apply_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
     seconds = median_of(one_run, repeats)
     result: dict[str, Any] = {
-        "device": str(device), "model": cfg["model"], "config": dict(getattr(net, "config", {})),
+        "device": str(device), "precision": precision_name(session),
+        "model": cfg["model"], "config": dict(getattr(net, "config", {})),
         "parameters": sum(p.numel() for p in net.parameters()),
         "input_hw": [size, size], "output_hw": [out_side, out_side], "tile_size": tile, "tiled": tiled,
         "tiles": len(tile_grid(size, size, tile_in, min(TILE_OVERLAP, tile_in // 4))) if tiled else 1,
@@ -228,7 +229,7 @@ def train_child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0)
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
     device = session.context.device
     sync = syncer(device)
     sr = cfg["kind"] == "train-sr"
@@ -257,7 +258,8 @@ def train_child(cfg: dict[str, Any]) -> dict[str, Any]:
     timed = durations[cfg["warmup"]:]
     network = {"scale": cfg["scale"], "loss": "feature"} if sr else {"width": cfg["width"],
                                                                     "style_size": params.style_size}
-    return {"device": str(device), "command": f"train {method.name}", **network, "batch_size": cfg["batch_size"],
+    return {"device": str(device), "precision": precision_name(session),
+            "command": f"train {method.name}", **network, "batch_size": cfg["batch_size"],
             "crop": cfg["crop"], "resize_short": cfg["resize_short"], "encoder": DEFAULT_ENCODER,
             "workers": cfg["workers"], "torch_threads": torch.get_num_threads(),
             "warmup_steps": cfg["warmup"], "timed_steps": len(timed),
@@ -300,6 +302,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: cpu, plus cuda when torch sees a GPU")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="network arithmetic, as `plugin_host run --precision` (default auto)")
     p.add_argument("--what", type=part_list, default=["style", "sr"],
                    help="comma list of parts: style, sr, train (default style,sr)")
     p.add_argument("--train", action="store_true", help="add training (same as listing train in --what)")
@@ -382,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         if sr_model:
             models["sr"] = describe_model(sr_model, SR_KIND, random_sr)
             scale = models["sr"]["scale"]
-        common = {"threads": args.threads, "tile_size": args.tile_size, "warmup": args.warmup,
+        common = {"threads": args.threads, "precision": args.precision,
+                  "tile_size": args.tile_size, "warmup": args.warmup,
                   "repeats": args.repeats, "forward": not args.no_forward}
         doc: dict[str, Any] = {
             **header(), "method": [STYLE_METHOD, SR_METHOD], "quick": args.quick, "device": args.device,
@@ -414,7 +419,8 @@ def main(argv: list[str] | None = None) -> None:
                                 "out_side": size * scale})
                     for size in args.sr_sizes)
             if "train" in args.what:
-                train = {"device": device, "threads": args.threads, "batch_size": args.train_batch,
+                train = {"device": device, "threads": args.threads, "precision": args.precision,
+                         "batch_size": args.train_batch,
                          "resize_short": args.train_resize, "warmup": args.train_warmup, "steps": args.train_steps,
                          "images": args.train_images, "workers": args.train_workers}
                 doc.setdefault("train", []).extend(

@@ -157,7 +157,12 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     device = session.context.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     content, style = benchmark_images()
-    images = {"content": str(content), "style": [str(style)]}
+    images: dict[str, Any] = {"content": str(content), "style": [str(style)]}
+    if cfg.get("square"):  # the content stretched to exactly size x size, as the "512²"
+        from PIL import Image
+
+        with Image.open(content) as image:
+            images["content"] = image.convert("RGB").resize((cfg["size"], cfg["size"]), Image.LANCZOS)
     # Warm-up: loads and verifies the encoder so no measurement includes it.
     warm = session.run(METHOD, images, {"max_size": cfg["size"], "iterations": 1})
     if device.type == "cuda":
@@ -189,6 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="network arithmetic, as `plugin_host run --precision` (default auto)")
     g = p.add_argument_group("seconds per iteration and peak memory")
     g.add_argument("--sizes", type=int_list, help="max sides, comma-separated (default 256,512)")
+    g.add_argument("--square", action="store_true",
+                   help="stretch the content to size x size (default: keep its 4:3 shape, so 512 is 512x384)")
     g.add_argument("--warmup", type=int, help="iterations discarded per repeat (default 1)")
     g.add_argument("--iterations", type=int, help="timed iterations per repeat (default 5)")
     g.add_argument("--repeats", type=int, help="repeats; the median is reported (default 3)")
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
                                     "L-BFGS, init content, seed 0",
                            "images": {"content": str(content), "style": str(style)}}
     if args.what in ("all", "iterations"):
-        doc["iterations"] = [run_config({"kind": "iterations", "device": device, "size": size,
+        doc["iterations"] = [run_config({"kind": "iterations", "device": device, "size": size, "square": args.square,
                                          "warmup": args.warmup, "iterations": args.iterations,
                                          "repeats": args.repeats, "threads": args.threads,
                                          "precision": args.precision})

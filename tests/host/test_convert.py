@@ -92,6 +92,31 @@ def test_checkpoint_loads_plain_and_nested(tmp_path: Path) -> None:
     assert torch.equal(state["weight"], torch.ones(4, 3, 3, 3))
 
 
+def test_checkpoint_zip_files_are_mapped_and_legacy_files_still_load(tmp_path: Path) -> None:
+    torch.save(small_state(), tmp_path / "zip.pth")
+    torch.save(small_state(), tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    mapped, read = load_state_dict(tmp_path / "zip.pth"), load_state_dict(tmp_path / "legacy.pth")
+    for state in (mapped, read):
+        assert torch.equal(state["conv.weight"], torch.ones(4, 3, 3, 3))
+    # A mapped tensor's data lie inside a mapping of the file, not in a private copy of it.
+    assert _mapped_from(mapped["conv.weight"], tmp_path / "zip.pth")
+    assert not _mapped_from(read["conv.weight"], tmp_path / "legacy.pth")
+
+
+def _mapped_from(tensor: torch.Tensor, path: Path) -> bool:
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs /proc/self/maps (Linux)")
+    address = tensor.data_ptr()
+    for line in maps.read_text().splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) == 6 and fields[5] == str(path):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+
+
 def test_checkpoint_with_code_is_refused(tmp_path: Path) -> None:
     torch.save(NotWeights(), tmp_path / "code.pth")
     with pytest.raises(WeightsError, match="not a PyTorch checkpoint or contains code"):

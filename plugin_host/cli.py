@@ -17,12 +17,11 @@ from typing import Any, Callable, Sequence
 
 from . import __version__
 from .errors import Cancelled, ExitCode, PluginHostError
-from .method import Method
+from .image_files import IMAGE_SUFFIXES, image_files
 from .plugins import Registry, load_registry
 from .progress import CancelToken, make_progress
 from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 
 
 # -- parser generation ---------------------------------------------------------------------
@@ -199,7 +198,7 @@ def expand_inputs(paths: Sequence[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(image_files(path))
         elif path.exists():
             found.append(path)
         else:

@@ -27,12 +27,12 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import InputImageError, PluginHostError, WeightsError
 from .imaging._atomic import atomic_write
 from .imaging._checks import check_positive_int
+from .image_files import IMAGE_SUFFIXES, image_files
 from .imaging.io import load_image, save_image
 from .imaging.resize import resize_to
 from .progress import CancelToken, Progress
 from .weights.checkpoint import load_weights_file
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 CHECKPOINT_FORMAT = "plugin_host.training/1"
 
 PathLike = str | os.PathLike
@@ -74,9 +74,7 @@ class ImageFolder(Dataset):
             if not folder.is_dir():
                 raise InputImageError(f"training image folder '{folder}' does not exist",
                                       hint="check the path and the current folder")
-            found = sorted(p for p in folder.glob("**/*" if recursive else "*")
-                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+            found = image_files(folder, recursive)
             if not found:
                 where = " or its subfolders" if recursive else ""
                 raise InputImageError(f"no image files in '{folder}'{where}",

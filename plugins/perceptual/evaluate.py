@@ -75,10 +75,10 @@ def evaluate(hr_files: list[Path], scale: int, models: list[str], session, blur_
 
 def handle(args: argparse.Namespace) -> int:
     from plugin_host.runner import Session
-    from plugin_host.training import IMAGE_SUFFIXES
+    from plugin_host.image_files import image_files
 
     hr = args.hr
-    files = sorted(p for p in hr.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if hr.is_dir() else [hr]
+    files = image_files(hr) if hr.is_dir() else [hr]
     if not files or not files[0].exists():
         print(f"error: no images in {hr}\n  hint: give a folder of HR images such as Set5", file=sys.stderr)
         return 2

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Gaussian blur before downsampling; 0 (default) is the standard benchmark LR, "
                              "1.0 the training degradation")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="network arithmetic, as for `run` (default auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -82,10 +84,12 @@ def handle(args: argparse.Namespace) -> int:
     if not files or not files[0].exists():
         print(f"error: no images in {hr}\n  hint: give a folder of HR images such as Set5", file=sys.stderr)
         return 2
-    session = Session(device=args.device)
+    session = Session(device=args.device, precision=args.precision)
     results = evaluate(files, args.scale, args.model, session, args.blur_sigma)
     if args.json:
-        print(json.dumps({"scale": args.scale, "blur_sigma": args.blur_sigma, "images": len(files),
+        precision = str(session.context.compute_dtype).removeprefix("torch.")
+        print(json.dumps({"scale": args.scale, "blur_sigma": args.blur_sigma, "precision": precision,
+                          "images": len(files),
                           "results": results}, indent=1))
     else:
         print(f"×{args.scale} on {len(files)} images (Y channel, border {args.scale} px)")

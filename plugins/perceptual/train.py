@@ -152,6 +152,7 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
     net = SuperResolutionNet(scale=factor)
     card = {"name": name, "model_kind": SR_KIND, "architecture": "johnson-sr", "kind": "sr", **net.config,
             "loss": params.loss, "encoder": params.encoder if encoder is not None else None,
+            "content_layer": params.content_layer if encoder is not None else None,
             "blur_sigma": params.blur_sigma, "crop": params.crop,
             "description": f"×{factor} super-resolution, {params.loss} loss"}
 

@@ -5,6 +5,7 @@ context may serve many runs (batch mode, the server), so models loaded through i
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -104,6 +105,17 @@ class RunContext:
         from .precision import compute_in
 
         return compute_in(module.to(device=self.device, dtype=self.dtype), self.compute_dtype, self.dtype)
+
+    def autocast(self) -> "contextlib.AbstractContextManager":
+        """Mixed precision for a network being trained: its ops run in :attr:`compute_dtype` inside the block.
+
+        Its parameters (and the optimiser) stay in :attr:`dtype`; cast what the block returns back with
+        ``.to(ctx.dtype)``. A no-op when the two dtypes are equal.
+        """
+        import torch
+
+        return torch.autocast(self.device.type, dtype=self.compute_dtype,
+                              enabled=self.compute_dtype != self.dtype)
 
     def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max") -> "VGGEncoder":
         """A frozen VGG encoder from the weights entry ``name``, computing only ``layers``.

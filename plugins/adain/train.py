@@ -64,7 +64,8 @@ def train(params: Params, ctx: RunContext) -> Path:
             content_features = encode(encoder, content)
             style_features = encode(encoder, style)
             target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
-        image = model(target)
+        with ctx.autocast():
+            image = model(target).to(ctx.dtype)
         features = encode(encoder, image)
         loss_c = content_loss(features["relu4_1"], target)
         loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_features[layer]))

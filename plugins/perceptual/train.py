@@ -126,7 +126,8 @@ def train_style(params: Params, ctx: RunContext) -> Path:
             "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop}
 
     def loss_fn(model, photos):
-        output = apply_net(model, photos, clamp=False)
+        with ctx.autocast():
+            output = apply_net(model, photos, clamp=False).to(ctx.dtype)
         features = encoder(output)
         with torch.no_grad():
             target = encoder(photos)[params.content_layer]
@@ -158,7 +159,8 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
 
     def loss_fn(model, photos):
         low = degrade(photos, factor, params.blur_sigma)
-        output = apply_net(model, low, clamp=False)
+        with ctx.autocast():
+            output = apply_net(model, low, clamp=False).to(ctx.dtype)
         if encoder is None:
             loss = F.mse_loss(output, photos)
             parts = {"pixel": loss}

@@ -75,3 +75,17 @@ def test_gram_matrix_reads_channels_last_and_reduced_precision():
     reduced = gram_matrix(features.to(torch.bfloat16))
     assert reduced.dtype == torch.float32
     assert torch.allclose(reduced, expected, rtol=1e-2)
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp32"])
+def test_autocast_trains_in_the_compute_dtype_and_keeps_fp32_weights(name):
+    context = Session(device="cpu", precision=name).context
+    net = _net()
+    image = torch.rand(1, 3, 16, 16)
+    with context.autocast():
+        out = net(image)
+    assert out.dtype == context.compute_dtype
+    out.float().square().mean().backward()
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
+    if name == "bf16":
+        assert not torch.equal(out.float(), net(image))  # really rounded, not just relabelled

@@ -97,14 +97,16 @@ class RunContext:
         """Device and dtypes as strings: add it to :attr:`cache` keys of anything :meth:`prepare` made."""
         return str(self.device), str(self.dtype), str(self.compute_dtype)
 
-    def prepare(self, module: "torch.nn.Module") -> "torch.nn.Module":
+    def prepare(self, module: "torch.nn.Module", cast_outputs: bool = True) -> "torch.nn.Module":
         """``module`` on the run's device, computing in :attr:`compute_dtype`, taking and returning :attr:`dtype`.
 
-        Call it once when a network is built (inside the ``create`` of :attr:`cache`), not per run.
+        With ``cast_outputs=False`` its outputs stay in :attr:`compute_dtype`. Call it once when a
+        network is built (inside the ``create`` of :attr:`cache`), not per run.
         """
         from .precision import compute_in
 
-        return compute_in(module.to(device=self.device, dtype=self.dtype), self.compute_dtype, self.dtype)
+        return compute_in(module.to(device=self.device, dtype=self.dtype), self.compute_dtype, self.dtype,
+                          cast_outputs=cast_outputs)
 
     def autocast(self) -> "contextlib.AbstractContextManager":
         """Mixed precision for a network being trained: its ops run in :attr:`compute_dtype` inside the block.
@@ -117,9 +119,14 @@ class RunContext:
         return torch.autocast(self.device.type, dtype=self.compute_dtype,
                               enabled=self.compute_dtype != self.dtype)
 
-    def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max") -> "VGGEncoder":
+    def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max",
+                     compute_dtype_features: bool = False) -> "VGGEncoder":
         """A frozen VGG encoder from the weights entry ``name``, computing only ``layers``.
 
+        ``compute_dtype_features=True`` returns features in :attr:`compute_dtype` (bf16 where
+        enabled) instead of :attr:`dtype`: for callers whose losses upcast on their own
+        (:func:`~plugin_host.losses.gram_matrix`, :func:`~plugin_host.losses.content_loss`), it
+        spares a float32 copy of every layer kept for the backward pass.
         The file is verified once per process; encoders are cached per (name, layers, pooling).
         """
         from .encoders.vgg import build_encoder
@@ -140,6 +147,7 @@ class RunContext:
             # would only add to the process's memory; a second layer set reads the file again.
             state = load_state_dict(self.weights.path(name, progress=self.progress, cancel=self.cancel))
             return self.prepare(build_encoder(entry.architecture, state, entry.input_convention, layers,
-                                              pooling=pooling))
+                                              pooling=pooling), cast_outputs=not compute_dtype_features)
 
-        return self.cache.get(("encoder", name, layers, pooling, *self.placement), create)
+        return self.cache.get(("encoder", name, layers, pooling, compute_dtype_features, *self.placement),
+                              create)

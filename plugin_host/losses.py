@@ -19,6 +19,9 @@ __all__ = [
 ]
 
 
+_REDUCED = (torch.bfloat16, torch.float16)
+
+
 def _check_features(features: Tensor, name: str = "features") -> None:
     if not isinstance(features, Tensor) or features.ndim != 4:
         got = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
@@ -56,16 +59,54 @@ def gram_matrix(features: Tensor) -> Tensor:
                  [0.5000, 0.5000]]])
     """
     _check_features(features)
-    if features.dtype in (torch.bfloat16, torch.float16):
-        features = features.float()  # sums over many pixels: accumulate and round in float32
+    if features.dtype in _REDUCED:
+        return _ReducedPrecisionGram.apply(features)
+    return _gram(features)
+
+
+def _rows(features: Tensor) -> Tensor:
+    """``features`` as (B, H*W, C) pixel rows: a view for channels-last tensors, else a copy."""
+    b, c, h, w = features.shape
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c)
+
+
+def _gram(features: Tensor) -> Tensor:
     b, c, h, w = features.shape
     if features.is_contiguous(memory_format=torch.channels_last) and not features.is_contiguous():
-        rows = features.permute(0, 2, 3, 1).reshape(b, h * w, c)  # channels-last: a view, no copy
+        rows = _rows(features)
         gram = torch.bmm(rows.transpose(1, 2), rows)
     else:
         flat = features.reshape(b, c, h * w)
         gram = torch.bmm(flat, flat.transpose(1, 2))
     return gram / (c * h * w)
+
+
+class _ReducedPrecisionGram(torch.autograd.Function):
+    """Gram of bf16/fp16 features, summed and rounded in float32.
+
+    Autograd through ``features.float()`` would keep a float32 copy of every style layer for the
+    backward pass (at 512² the relu1_1 copy alone is 64 MiB); this keeps only the features the
+    network already holds and upcasts again, one layer at a time, during backward.
+    """
+
+    @staticmethod
+    def forward(ctx, features: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(features)
+        return _gram(features.float())
+
+    @staticmethod
+    def backward(ctx, grad_gram: Tensor) -> Tensor:  # type: ignore[override]
+        (features,) = ctx.saved_tensors
+        b, c, h, w = features.shape
+        # G = Rᵀ R / n with R the (HW, C) rows, so dL/dR = R (dG + dGᵀ) / n. The gradient is
+        # returned in the features' precision anyway, so the product runs in it (accumulating
+        # in float32 inside the matmul) rather than through float32 copies of R and dL/dR.
+        symmetric = (grad_gram + grad_gram.transpose(1, 2)) / (c * h * w)
+        grad_rows = torch.bmm(_rows(features), symmetric.to(features.dtype))
+        grad = grad_rows.reshape(b, h, w, c).permute(0, 3, 1, 2)
+        if features.is_contiguous():
+            grad = grad.contiguous()
+        return grad
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
@@ -76,8 +117,10 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
         target: same shape as ``features``, or broadcastable to it (e.g. batch 1).
 
     Returns:
-        Scalar :math:`\operatorname{mean}((F - T)^2)`.
+        Scalar :math:`\operatorname{mean}((F - T)^2)`, in float32 for reduced-precision inputs.
     """
+    if features.dtype in _REDUCED or target.dtype in _REDUCED:
+        features, target = features.float(), target.float()
     return F.mse_loss(features, _match(features, target, "target"))
 
 

@@ -67,12 +67,13 @@ def cast_floats(value: Any, dtype: "torch.dtype", channels_last: bool = False) -
     return value
 
 
-def compute_in(module: "nn.Module", compute_dtype: "torch.dtype", io_dtype: "torch.dtype") -> "nn.Module":
+def compute_in(module: "nn.Module", compute_dtype: "torch.dtype", io_dtype: "torch.dtype",
+               cast_outputs: bool = True) -> "nn.Module":
     """Make ``module`` compute in ``compute_dtype`` while its callers keep passing and getting ``io_dtype``.
 
     The module's parameters and buffers are converted once; forward hooks cast its inputs in
-    and its outputs back, so the module keeps its class (``isinstance`` checks still hold). A
-    no-op when the two dtypes are equal. Returns ``module`` itself.
+    and its outputs back (unless ``cast_outputs`` is false), so the module keeps its class
+    (``isinstance`` checks still hold). A no-op when the two dtypes are equal. Returns ``module`` itself.
     """
     import torch
 
@@ -85,5 +86,6 @@ def compute_in(module: "nn.Module", compute_dtype: "torch.dtype", io_dtype: "tor
     module.register_forward_pre_hook(lambda _module, args, kwargs: (
         cast_floats(args, compute_dtype, channels_last), cast_floats(kwargs, compute_dtype, channels_last)),
         with_kwargs=True)
-    module.register_forward_hook(lambda _module, _args, output: cast_floats(output, io_dtype))
+    if cast_outputs:
+        module.register_forward_hook(lambda _module, _args, output: cast_floats(output, io_dtype))
     return module

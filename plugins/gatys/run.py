@@ -36,7 +36,8 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     if params.preserve_colors == "histogram":
         # Recolour the styles to the content's palette first (Gatys et al. 2017, colour matching).
         styles = [match_color_statistics(style, content) for style in styles]
-    encoder = ctx.load_encoder(params.encoder, params.content_layers + params.style_layers, params.pooling)
+    encoder = ctx.load_encoder(params.encoder, params.content_layers + params.style_layers, params.pooling,
+                               compute_dtype_features=True)
 
     sizes = level_sizes(content.shape[-2:], params.levels)
     image = initial_image(params, content, styles[0], sizes[0], ctx)

@@ -89,3 +89,47 @@ def test_autocast_trains_in_the_compute_dtype_and_keeps_fp32_weights(name):
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in net.parameters())
     if name == "bf16":
         assert not torch.equal(out.float(), net(image))  # really rounded, not just relabelled
+
+
+def _saved_tensors(fn):
+    """Every tensor autograd keeps for the backward pass of ``fn()``, deduplicated by storage."""
+    saved: dict[int, torch.Tensor] = {}
+
+    def pack(tensor):
+        saved[tensor.untyped_storage().data_ptr()] = tensor
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        result = fn()
+    return result, list(saved.values())
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_bf16_gram_gradient_matches_fp32_and_keeps_no_fp32_copy(channels_last):
+    features = torch.randn(2, 16, 24, 20)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(2, 16, 16)
+    reduced = features.to(torch.bfloat16).requires_grad_(True)
+    exact = reduced.detach().float().requires_grad_(True)
+    gram, saved = _saved_tensors(lambda: gram_matrix(reduced))
+    (gram * weights).sum().backward()
+    (gram_matrix(exact) * weights).sum().backward()
+    assert all(t.dtype == torch.bfloat16 for t in saved), [(t.dtype, tuple(t.shape)) for t in saved]
+    assert reduced.grad.dtype == torch.bfloat16 and reduced.grad.shape == features.shape
+    assert reduced.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+    error = (reduced.grad.float() - exact.grad).norm() / exact.grad.norm()
+    assert error < 0.01, error  # bf16 keeps ~3 significant digits
+
+
+def test_prepare_can_hand_back_compute_dtype_features_for_losses_that_upcast():
+    from plugin_host.encoders.vgg import build_encoder
+    from plugin_host.losses import content_loss
+
+    context = Session(device="cpu", precision="bf16").context
+    encoder = context.prepare(build_encoder("vgg16", None, "torchvision", ["relu1_1"]), cast_outputs=False)
+    features = encoder(torch.rand(1, 3, 16, 16))["relu1_1"]
+    assert features.dtype == torch.bfloat16
+    loss = content_loss(features, torch.zeros(1, 64, 16, 16))
+    assert loss.dtype == torch.float32
+    assert torch.isclose(loss, features.float().square().mean())

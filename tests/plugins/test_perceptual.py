@@ -259,3 +259,25 @@ def test_degrade_blurs_then_downsamples():
     assert low.shape == (1, 3, 8, 6)
     assert low.std() < image.std()  # blurred and averaged
     assert torch.allclose(degrade(torch.full((1, 3, 16, 16), 0.3), 4), torch.full((1, 3, 4, 4), 0.3), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_style_training_on_cpu_with_two_processes(tmp_path, shared_dir):
+    """`torchrun --nproc-per-node 2 -m plugin_host train perceptual` with gloo: one log, one model."""
+    import os
+    import subprocess
+    import sys
+
+    photos = _photos(tmp_path / "photos")
+    style = sorted((shared_dir / "images" / "style").glob("*.jpg"))[0]
+    out = tmp_path / "ddp.pth"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "plugin_host", "train", "perceptual", "--device", "cpu", "--style", style, "--style-size", "64",
+         "--content-dir", photos, "--out", out, "--iterations", "2", "--batch-size", "1", "--crop", "32",
+         "--width", "half", "--checkpoint-every", "2", "--log-every", "1", "--preview-every", "0", "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "ddp.pth.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]  # rank 0 alone writes the log
+    assert out.exists() and json.loads((tmp_path / "ddp.pth.json").read_text())["steps"] == 2

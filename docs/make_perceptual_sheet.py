@@ -2,8 +2,8 @@
 
     PLUGIN_HOST_SHARED=../shared .venv/bin/python docs/make_perceptual_sheet.py [--model NAME ...]
 
-Writes docs/gallery/perceptual-contact-sheet.jpg (one row per content image: the content, then one
-column per style model) and prints JSON: per pair, the Gram distance (at the model's style layers) of
+Writes docs/gallery/perceptual-contact-sheet.jpg (a first row with each model's style image, then one
+row per content image: the content, then one column per style model) and prints JSON: per pair, the Gram distance (at the model's style layers) of
 the output and of the content to the model's style image.
 """
 from __future__ import annotations
@@ -25,6 +25,13 @@ HERE = Path(__file__).resolve().parent
 CONTENTS = ("tubingen.jpg", "golden_gate.jpg", "sailboat.jpg")  # not in ../shared/datasets
 
 
+def find_style(shared: Path, name: str) -> Path | None:
+    """The painting a model learnt: a shared test style, or one of the training paintings."""
+    found = sorted((shared / "images" / "style").glob(f"{name}.*"))
+    found += sorted((shared / "datasets" / "style").glob(f"*/{name}.*"))
+    return found[0] if found else None
+
+
 def gram_distance(encoder, layers, image: torch.Tensor, style: torch.Tensor) -> float:
     with torch.no_grad():
         a, b = encoder(image), encoder(style)
@@ -44,7 +51,9 @@ def main() -> None:
     cards = {e.name: e.extra.get("card", {}) for e in shipped}
     models = args.model or sorted(cards)
     report: dict = {"models": models, "pairs": []}
-    rows = []
+    style_files = {model: find_style(shared, cards.get(model, {}).get("style_name", "")) for model in models}
+    blank = torch.ones(1, 3, 3, 4)
+    rows = [[blank] + [load_image(f).rgb if f else blank for f in style_files.values()]]
     for name in CONTENTS:
         content = resize_max_side(load_image(shared / "images" / "content" / name).rgb, args.size)
         row = [content]
@@ -52,8 +61,8 @@ def main() -> None:
             card = cards.get(model, {})
             out = method(content, model=model)
             row.append(out)
-            style_file = shared / "images" / "style" / f"{card.get('style_name', '')}.jpg"
-            if style_file.is_file():
+            style_file = style_files[model]
+            if style_file is not None:
                 layers = card["style_layers"]
                 encoder = ctx.load_encoder(card["encoder"], layers)
                 style = resize_max_side(load_image(style_file).rgb, 256)

@@ -86,7 +86,7 @@ class _ReducedPrecisionGram(torch.autograd.Function):
 
     Autograd through ``features.float()`` would keep a float32 copy of every style layer for the
     backward pass (at 512² the relu1_1 copy alone is 64 MiB); this keeps only the features the
-    network already holds and upcasts again, one layer at a time, during backward.
+    network already holds and computes the gradient from them.
     """
 
     @staticmethod

@@ -3,8 +3,8 @@
     PLUGIN_HOST_SHARED=../shared .venv/bin/python docs/make_perceptual_sheet.py [--model NAME ...]
 
 Writes docs/gallery/perceptual-contact-sheet.jpg (a first row with each model's style image, then one
-row per content image: the content, then one column per style model) and prints JSON: per pair, the Gram distance (at the model's style layers) of
-the output and of the content to the model's style image.
+row per content image: the content, then one column per style model) and prints JSON: per pair, the
+Gram distance (at the model's style layers) of the output and of the content to the model's style image.
 """
 from __future__ import annotations
 
@@ -52,8 +52,9 @@ def main() -> None:
     models = args.model or sorted(cards)
     report: dict = {"models": models, "pairs": []}
     style_files = {model: find_style(shared, cards.get(model, {}).get("style_name", "")) for model in models}
+    styles = {model: load_image(f).rgb for model, f in style_files.items() if f is not None}
     blank = torch.ones(1, 3, 3, 4)
-    rows = [[blank] + [load_image(f).rgb if f else blank for f in style_files.values()]]
+    rows = [[blank] + [styles.get(model, blank) for model in models]]
     for name in CONTENTS:
         content = resize_max_side(load_image(shared / "images" / "content" / name).rgb, args.size)
         row = [content]
@@ -61,11 +62,10 @@ def main() -> None:
             card = cards.get(model, {})
             out = method(content, model=model)
             row.append(out)
-            style_file = style_files[model]
-            if style_file is not None:
+            if model in styles:
                 layers = card["style_layers"]
                 encoder = ctx.load_encoder(card["encoder"], layers)
-                style = resize_max_side(load_image(style_file).rgb, 256)
+                style = resize_max_side(styles[model], 256)
                 report["pairs"].append({"content": name, "model": model,
                                         "output_to_style": gram_distance(encoder, layers, out, style),
                                         "content_to_style": gram_distance(encoder, layers, content, style)})

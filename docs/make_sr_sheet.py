@@ -17,8 +17,8 @@ import torch.nn.functional as F
 
 import plugin_host
 from make_adain_sheet import grid
-from plugin_host.imaging.io import load_image, to_pil
-from plugin_host_perceptual.degrade import degrade
+from plugin_host.imaging.io import to_pil
+from plugin_host_perceptual.evaluate import benchmark_pair
 
 HERE = Path(__file__).resolve().parent
 PICTURES = ((4, "butterfly.png"), (8, "baby.png"))
@@ -36,9 +36,7 @@ def main() -> None:
     method = plugin_host.load_method("perceptual-sr", device="auto", seed=0)
     rows = []
     for scale, name in PICTURES:
-        hr = load_image(shared / "datasets" / "sr" / "Set5" / name).rgb
-        hr = hr[..., :hr.shape[-2] - hr.shape[-2] % scale, :hr.shape[-1] - hr.shape[-1] % scale]
-        low = (degrade(hr, scale, 0.0) * 255).round() / 255
+        hr, low = benchmark_pair(shared / "datasets" / "sr" / "Set5" / name, scale)
         cells = [F.interpolate(low, scale_factor=scale, mode="nearest"),
                  F.interpolate(low, scale_factor=scale, mode="bicubic").clamp(0, 1)]
         cells += [method(low, model=f"perceptual-sr-x{scale}-{loss}") for loss in ("pixel", "feature")]

@@ -48,13 +48,21 @@ def y_metrics(output, reference, border: int) -> tuple[float, float]:
     return psnr, ssim
 
 
+def benchmark_pair(path: Path, scale: int, blur_sigma: float = 0.0):
+    """(HR, LR) of one benchmark image: HR cropped to a multiple of ``scale``, LR degraded and rounded to 8 bit."""
+    from plugin_host.imaging.io import load_image
+
+    from .degrade import degrade
+
+    hr = load_image(path).rgb
+    hr = hr[..., :hr.shape[-2] - hr.shape[-2] % scale, :hr.shape[-1] - hr.shape[-1] % scale]
+    return hr, (degrade(hr, scale, blur_sigma) * 255).round() / 255
+
+
 def evaluate(hr_files: list[Path], scale: int, models: list[str], session, blur_sigma: float = 0.0) -> list[dict]:
     """Mean PSNR/SSIM per row (``bicubic`` first, then each model), with per-image values."""
     import torch.nn.functional as F
 
-    from plugin_host.imaging.io import load_image
-
-    from .degrade import degrade
     from .models import load_model
     from .run import forward
 
@@ -62,9 +70,7 @@ def evaluate(hr_files: list[Path], scale: int, models: list[str], session, blur_
     nets = {name: load_model(ctx, name, "sr")[0] for name in models}
     rows = {name: [] for name in ("bicubic", *models)}
     for path in hr_files:
-        hr = load_image(path).rgb
-        hr = hr[..., :hr.shape[-2] - hr.shape[-2] % scale, :hr.shape[-1] - hr.shape[-1] % scale]
-        low = (degrade(hr, scale, blur_sigma) * 255).round() / 255
+        hr, low = benchmark_pair(path, scale, blur_sigma)
         outputs = {"bicubic": F.interpolate(low, scale_factor=scale, mode="bicubic", align_corners=False)}
         for name, net in nets.items():
             outputs[name] = forward(net, low.to(ctx.device, ctx.dtype), 0, ctx).float().cpu()

@@ -73,7 +73,7 @@ def feature_distances(files, card, session):
     """Summed MSE at the card's content layer to the HR image, of the model's and of bicubic's output."""
     import torch.nn.functional as F
 
-    from plugin_host_perceptual.degrade import degrade
+    from plugin_host_perceptual.evaluate import benchmark_pair
     from plugin_host_perceptual.models import load_model
     from plugin_host_perceptual.run import forward
 
@@ -82,9 +82,7 @@ def feature_distances(files, card, session):
     encoder = ctx.load_encoder(card["encoder"], [layer])
     totals = [0.0, 0.0]
     for path in files:
-        hr = load_image(path).rgb
-        hr = hr[..., :hr.shape[-2] - hr.shape[-2] % scale, :hr.shape[-1] - hr.shape[-1] % scale]
-        low = degrade(hr, scale, 0.0)
+        hr, low = benchmark_pair(path, scale)
         outputs = (forward(net, low, 0, ctx), F.interpolate(low, scale_factor=scale, mode="bicubic").clamp(0, 1))
         with torch.no_grad():
             target = encoder(hr)[layer]

@@ -46,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--decoder", default="adain-decoder-vgg16-hed")
     parser.add_argument("--size", type=int, default=384)
+    parser.add_argument("--out", type=Path, default=HERE / "gallery" / "adain-contact-sheet.jpg",
+                        help="where to write the sheet (to compare decoders without touching the docs)")
     args = parser.parse_args()
     shared = Path(os.environ.get("PLUGIN_HOST_SHARED", HERE.parent.parent / "shared"))
     adain = plugin_host.load_method("adain", device="auto", seed=0)
@@ -69,9 +71,8 @@ def main() -> None:
     header = [torch.ones(1, 3, args.size // 2, args.size)] + [
         resize_max_side(load_image(shared / "images" / "style" / s).rgb, args.size // 2) for s in STYLES]
     sheet = grid([header] + rows, height=160)
-    out_path = HERE / "gallery" / "adain-contact-sheet.jpg"
-    to_pil(sheet).convert("RGB").save(out_path, quality=88)
-    report["sheet"] = str(out_path.relative_to(HERE.parent))
+    to_pil(sheet).convert("RGB").save(args.out, quality=88)
+    report["sheet"] = str(args.out)
     print(json.dumps(report, indent=2))
 
 

@@ -1,6 +1,7 @@
 """Frozen feature extractors (loss networks and encoders) shared by style methods."""
 from __future__ import annotations
 
+from .scales import channel_scales, normalise
 from .vgg import (
     ARCHITECTURES,
     CONVENTIONS,
@@ -22,5 +23,7 @@ __all__ = [
     "Pooling",
     "VGGEncoder",
     "build_encoder",
+    "channel_scales",
     "layer_names",
+    "normalise",
 ]

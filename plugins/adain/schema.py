@@ -53,6 +53,12 @@ TRAIN_SCHEMA = Schema(params=(
     FloatParam("learning_rate", "Learning rate", "Adam learning rate", 1e-4, min=1e-7, max=1.0),
     FloatParam("lr_decay", "Learning-rate decay", "lr / (1 + decay × step)", 5e-5, min=0.0, max=1.0),
     FloatParam("style_weight", "Style weight (λ)", "weight of the mean/std style loss", 10.0, min=0.0, max=1e6),
+    BoolParam("normalize_features", "Normalise features",
+              "divide each encoder channel by its mean activation on the training images before the losses, "
+              "as the paper's normalised VGG19 is built (keeps λ meaningful for any encoder)", True),
+    FloatParam("identity_weight", "Identity weight",
+               "weight of a pixel loss asking the decoder to give back content and style from their own "
+               "features (SANet's identity loss; 0 = the AdaIN paper's loss)", 0.0, min=0.0, max=1e6),
     FloatParam("width", "Decoder width", "channel multiplier of the decoder (1 = as the encoder)", 1.0,
                min=0.0625, max=2.0),
     IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),

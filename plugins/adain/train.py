@@ -5,7 +5,13 @@
 
 Loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
 as its relu4_1 features (content loss) and the style's per-channel mean/std at relu1_1 …
-relu4_1 (style loss, weight λ). Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
+relu4_1 (style loss, weight λ). The paper's encoder is normalised (every channel's mean
+activation is one); with ``normalize_features`` (default) the losses see any other encoder's features
+divided by per-channel means measured on the training images first, so λ means what it means in the paper
+and no layer or channel swamps the others. With ``identity_weight`` > 0 the decoder must also give back the
+content and the style photos from their own relu4_1 features (a pixel MSE, the identity loss of
+Park & Lee, SANet, CVPR 2019): it learns to invert the encoder much sooner, which keeps alpha = 0
+faithful and the content's structure clean. Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
 state for exact resume; ``OUT`` is the fp16 decoder with its metadata, ``OUT.json`` its card; ``OUT.log.jsonl`` the losses.
 """
 from __future__ import annotations
@@ -13,8 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from plugin_host.context import RunContext
+from plugin_host.encoders import channel_scales, normalise
 from plugin_host.losses import content_loss, mean_std, mean_std_style_loss
 from plugin_host.schema import Params
 from plugin_host.training import (JsonlLog, export_model, init_distributed, infinite_batches, load_checkpoint,
@@ -53,9 +61,11 @@ def train(params: Params, ctx: RunContext) -> Path:
     styles = infinite_batches(ImageFolder(params.style_dir, params.crop, params.resize_short or None),
                               params.batch_size, seed + 1, start_step=start, rank=dist.rank,
                               world_size=dist.world_size, num_workers=params.workers)
+    scales = measure_scales(encoder, params, seed) if params.normalize_features else {}
     log = JsonlLog(out.with_name(out.name + ".log.jsonl"), resume_step=start) if dist.is_main else None
     metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
-                "width": params.width, "crop": params.crop, "style_weight": params.style_weight}
+                "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
+                "identity_weight": params.identity_weight, "normalize_features": params.normalize_features}
 
     def step(index: int) -> dict[str, float]:
         content = next(contents).to(device)
@@ -64,13 +74,23 @@ def train(params: Params, ctx: RunContext) -> Path:
             content_features = encode(encoder, content)
             style_features = encode(encoder, style)
             target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
+            decoder_input = target
+            if params.identity_weight:  # one decoder call for the stylised and the identity images
+                decoder_input = torch.cat([target, content_features["relu4_1"], style_features["relu4_1"]])
         with ctx.autocast():
-            image = model(target).to(ctx.dtype)
-        features = encode(encoder, image)
-        loss_c = content_loss(features["relu4_1"], target)
-        loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_features[layer]))
+            decoded = model(decoder_input).to(ctx.dtype)
+        image = decoded[: len(target)]
+        features = normalise(encode(encoder, image), scales)
+        style_targets = normalise(style_features, scales)
+        loss_c = content_loss(features["relu4_1"], normalise({"relu4_1": target}, scales)["relu4_1"])
+        loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
                      for layer in ENCODER_LAYERS)
         loss = loss_c + params.style_weight * loss_s
+        parts = {}
+        if params.identity_weight:
+            loss_id = F.mse_loss(decoded[len(target):], torch.cat([content, style]))
+            loss = loss + params.identity_weight * loss_id
+            parts["identity"] = float(loss_id.detach())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -80,7 +100,7 @@ def train(params: Params, ctx: RunContext) -> Path:
             save_grid(grid, [content[:4], style[:4], image.detach().clamp(0, 1)[:4]], nrow=min(4, len(content)))
             ctx.progress.preview(str(grid))
         return {"loss": float(loss.detach()), "content": float(loss_c.detach()), "style": float(loss_s.detach()),
-                "lr": schedule.get_last_lr()[0]}
+                **parts, "lr": schedule.get_last_lr()[0]}
 
     def save(at_step: int) -> None:
         if dist.is_main:
@@ -99,3 +119,21 @@ def train(params: Params, ctx: RunContext) -> Path:
     finally:
         dist.cleanup()
     return out
+
+
+#: Images (from each of the content and style folders) the per-channel feature scales are measured on.
+SCALE_IMAGES = 32
+
+
+def measure_scales(encoder, params: Params, seed: int) -> dict[str, torch.Tensor]:
+    """Per-channel mean activations over the first crops of a separate, seeded stream of both folders.
+
+    The same on every rank and on every resume, so they need not be saved.
+    """
+    batches = []
+    for offset, folder in ((2, params.content_dir), (3, params.style_dir)):
+        stream = infinite_batches(ImageFolder(folder, params.crop, params.resize_short or None), params.batch_size,
+                                  seed + offset, rank=0, world_size=1)
+        batches += [next(stream) for _ in range(-(-SCALE_IMAGES // params.batch_size))]
+    device = next(encoder.parameters()).device
+    return channel_scales(lambda batch: encode(encoder, batch.to(device)), batches)

@@ -125,7 +125,9 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session):
     assert ratio < 1.5, float(ratio)
 
 
-def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, registry):
+@pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False}],
+                         ids=["paper-normalised", "identity-raw"])
+def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, registry, losses):
     from PIL import Image
 
     from plugin_host.training import load_checkpoint
@@ -144,7 +146,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, regi
             "content_dir": tmp_path / "photos", "style_dir": tmp_path / "paintings", "out": out,
             "iterations": iterations, "batch_size": 2, "crop": 32, "resize_short": 0, "width": 0.25,
             "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "learning_rate": 1e-3, "resume": resume,
-        }, models=registry.model_names())
+            **losses}, models=registry.model_names())
         method.resolve_train()(params, session.context)
         return load_checkpoint(out.with_name(out.name + ".ckpt"))
 
@@ -155,8 +157,9 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, regi
         assert torch.equal(value, resumed["models"]["decoder"][key]), key
     import json
 
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
-    assert len(losses) == 6 and losses[-1] < losses[0], losses
+    log = [json.loads(line) for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
+    assert len(log) == 6 and log[-1]["loss"] < log[0]["loss"], log
+    assert ("identity" in log[0]) == bool(losses)
 
 
 @pytest.mark.slow

@@ -34,7 +34,11 @@ def shared_dir() -> Path:
 
 
 def setup_environment() -> None:
-    """Point the weights search path at the shared weights unless the caller already chose one."""
+    """Point the weights search path at the shared weights unless the caller already chose one, and
+    let torch use huge pages as the CLI does (children inherit both; call it before importing torch)."""
+    from plugin_host.memory import use_huge_pages
+
+    use_huge_pages()
     if "PLUGIN_HOST_WEIGHTS_PATH" not in os.environ:
         os.environ["PLUGIN_HOST_WEIGHTS_PATH"] = str(shared_dir() / "weights")
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .errors import Cancelled, ExitCode, PluginHostError
 from .image_files import IMAGE_SUFFIXES, image_files
+from .memory import use_huge_pages
 from .plugins import Registry, load_registry
 from .progress import CancelToken, make_progress
 from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
@@ -318,6 +319,7 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
 # -- entry point ----------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None, registry: Registry | None = None) -> int:
+    use_huge_pages()  # before anything imports torch
     registry = registry if registry is not None else load_registry()
     parser = build_parser(registry)
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ upsampled result of the previous one (fewer steps are needed at the expensive fu
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -17,11 +18,13 @@ from plugin_host.imaging.color import match_color_statistics, preserve_luminance
 from plugin_host.imaging.io import load_image
 from plugin_host.imaging.resize import resize_max_side, resize_to
 from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
+from plugin_host.memory import large_blocks_mapped
+from plugin_host.optim import LBFGS
 from plugin_host.runner import Inputs
 from plugin_host.schema import Params
 
 ADAM_LEARNING_RATE = 0.02
-LBFGS_HISTORY = 20  # memory: two image-sized tensors per entry
+LBFGS_HISTORY = 10  # two image-sized float32 tensors per pair: 60 MiB at 512² (scipy L-BFGS-B also keeps 10)
 
 
 @dataclass
@@ -41,13 +44,16 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
 
     sizes = level_sizes(content.shape[-2:], params.levels)
     image = initial_image(params, content, styles[0], sizes[0], ctx)
-    for level, size in enumerate(sizes):
-        last = level == len(sizes) - 1
-        level_content = resize_to(content, size) if size != tuple(content.shape[-2:]) else content
-        targets = compute_targets(encoder, level_content, styles, inputs.blend_weights("style"), params)
-        image = resize_to(image, size) if tuple(image.shape[-2:]) != size else image
-        steps = params.iterations if last else params.level_iterations
-        image = optimise(image, encoder, targets, params, ctx, steps, f"level {level + 1}/{len(sizes)}")
+    # Freed activations go back to the system between steps instead of fragmenting the heap
+    # around the L-BFGS history (about 200 MiB less at 512²; ~30 % slower steps).
+    with large_blocks_mapped() if ctx.device.type == "cpu" else nullcontext():
+        for level, size in enumerate(sizes):
+            last = level == len(sizes) - 1
+            level_content = resize_to(content, size) if size != tuple(content.shape[-2:]) else content
+            targets = compute_targets(encoder, level_content, styles, inputs.blend_weights("style"), params)
+            image = resize_to(image, size) if tuple(image.shape[-2:]) != size else image
+            steps = params.iterations if last else params.level_iterations
+            image = optimise(image, encoder, targets, params, ctx, steps, f"level {level + 1}/{len(sizes)}")
 
     if params.preserve_colors == "luminance":
         image = preserve_luminance(image, content)
@@ -112,7 +118,7 @@ def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx
              stage: str) -> torch.Tensor:
     image = image.detach().clone().requires_grad_(True)
     if params.optimizer == "lbfgs":
-        optimizer = torch.optim.LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1,
+        optimizer = LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1,
                                       history_size=LBFGS_HISTORY)
     else:
         optimizer = torch.optim.Adam([image], lr=params.learning_rate or ADAM_LEARNING_RATE)

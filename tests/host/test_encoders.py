@@ -272,3 +272,53 @@ def test_real_vgg16_caffe_weights(shared_dir: Path) -> None:
     rgb_corr = torch.corrcoef(torch.stack([w[:, 0].flatten(), w[:, 1].flatten()]))[0, 1]
     assert rgb_corr > 0.5, "trained conv1_1 filters are mostly colour-blind edge detectors"
     assert (feats["relu5_1"][0] == 0).float().mean() > 0.7, "trained relu5_1 is sparse"
+
+
+def test_lean_max_pool_gives_maxpool_gradients_without_keeping_indices() -> None:
+    from plugin_host.encoders.vgg import LeanMaxPool2d
+
+    x = torch.randn(2, 8, 12, 10, dtype=torch.float64)
+    weights = torch.randn(2, 8, 6, 5, dtype=torch.float64)
+    lean_in, plain_in = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    saved: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        saved.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        lean = LeanMaxPool2d(2, 2)(lean_in)
+    plain = nn.MaxPool2d(2, 2)(plain_in)
+    assert torch.equal(lean, plain)
+    (lean * weights).sum().backward()
+    (plain * weights).sum().backward()
+    assert torch.equal(lean_in.grad, plain_in.grad)
+    assert [t.dtype for t in saved] == [torch.float64]  # the input only, no int64 indices
+
+
+def test_encoder_max_pools_keep_no_indices_for_backward() -> None:
+    encoder = VGGEncoder("vgg16", ["relu3_1"])
+    image = torch.rand(1, 3, 32, 32, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        features = encoder(image)["relu3_1"]
+    features.sum().backward()
+    assert saved and not [t for t in saved if t.dtype == torch.int64]
+    assert image.grad is not None and image.grad.abs().sum() > 0
+
+
+def test_channel_scales_average_each_channel_and_floor_dead_ones() -> None:
+    from plugin_host.encoders import channel_scales, normalise
+
+    def encode(batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        # channel 0 is the image, channel 1 twice it, channel 2 never fires
+        return {"relu": torch.cat([batch, 2 * batch, torch.zeros_like(batch)], dim=1)}
+
+    batches = [torch.full((2, 1, 4, 4), 1.0), torch.full((1, 1, 4, 4), 4.0)]
+    scales = channel_scales(encode, batches, floor=0.1)
+    # means over 3 images: (1 + 1 + 4) / 3 = 2 and 4; the dead channel gets 0.1 × mean(2, 4, 0)
+    assert torch.allclose(scales["relu"], torch.tensor([2.0, 4.0, 0.2]))
+    normalised = normalise(encode(batches[1]), scales)["relu"]
+    assert torch.allclose(normalised[:, :2], torch.full((1, 2, 4, 4), 2.0)) and not normalised[:, 2].any()
+    with pytest.raises(ValueError, match="at least one"):
+        channel_scales(encode, [])

@@ -1,0 +1,52 @@
+"""plugin_host.memory: glibc's mmap threshold inside a block, torch's huge-page switch from the CLI."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from plugin_host.memory import _glibc
+
+# In a fresh interpreter (a small heap with no free chunk of that size), whether a 1.5 MiB malloc
+# gets a mapping of its own (mallinfo2's hblks) inside the block, after it, and for 40 MiB.
+PROBE = """
+import ctypes
+from plugin_host.memory import _glibc, large_blocks_mapped
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+libc = _glibc()
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+
+def mapped(size):
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(size)
+    found = libc.mallinfo2().hblks > before
+    libc.free(block)
+    return found
+
+with large_blocks_mapped(threshold_mib=1) as applied:
+    inside = mapped(3 << 19)
+print(applied, inside, mapped(3 << 19), mapped(40 << 20))
+"""
+
+
+@pytest.mark.skipif(_glibc() is None or not hasattr(_glibc(), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_large_blocks_are_mapped_inside_the_block_only():
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False", "True"]
+
+
+def test_cli_turns_on_huge_pages_before_torch_loads():
+    code = ("import os, sys\n"
+            "from plugin_host.cli import main\n"
+            "main(['list'])\n"
+            "print(os.environ.get('THP_MEM_ALLOC_ENABLE'), 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "1 False"

@@ -18,24 +18,11 @@ import torch
 import plugin_host
 from plugin_host.imaging.io import load_image, to_pil
 from plugin_host.imaging.resize import resize_max_side
-from plugin_host.losses import mean_std
 
 HERE = Path(__file__).resolve().parent
 # Neither list appears in ../shared/datasets, which the shipped decoder was trained on.
 CONTENTS = ("tubingen.jpg", "golden_gate.jpg", "sailboat.jpg")
 STYLES = ("candy.jpg", "mosaic.jpg", "picasso_selfport1907.jpg", "the_resevoir_at_poitiers.jpg")
-
-
-def style_distance(encoder, image: torch.Tensor, style: torch.Tensor) -> float:
-    from plugin_host_adain.net import ENCODER_LAYERS, encode
-
-    with torch.no_grad():
-        a, b = encode(encoder, image), encode(encoder, style)
-    total = 0.0
-    for layer in ENCODER_LAYERS:
-        (m1, s1), (m2, s2) = mean_std(a[layer]), mean_std(b[layer])
-        total += float((m1 - m2).square().mean() + (s1 - s2).square().mean())
-    return total
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -51,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     shared = Path(os.environ.get("PLUGIN_HOST_SHARED", HERE.parent.parent / "shared"))
     adain = plugin_host.load_method("adain", device="auto", seed=0)
+    from plugin_host_adain.evaluate import style_distance
     from plugin_host_adain.models import load_models
 
     encoder, _ = load_models(adain.session.context, args.decoder)

@@ -45,7 +45,7 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     sizes = level_sizes(content.shape[-2:], params.levels)
     image = initial_image(params, content, styles[0], sizes[0], ctx)
     # Freed activations go back to the system between steps instead of fragmenting the heap
-    # around the L-BFGS history (about 200 MiB less at 512²; ~30 % slower steps).
+    # around the L-BFGS history (100–200 MiB less at 512²; see benchmarks/README.md for the cost).
     with large_blocks_mapped() if ctx.device.type == "cpu" else nullcontext():
         for level, size in enumerate(sizes):
             last = level == len(sizes) - 1

@@ -5,7 +5,6 @@ import torch
 import plugin_host
 from plugin_host.imaging.io import load_image
 from plugin_host.imaging.resize import resize_max_side
-from plugin_host.losses import mean_std
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -19,18 +18,10 @@ def picture(shared_dir, folder, name, size=192):
     return resize_max_side(load_image(shared_dir / "images" / folder / name).rgb, size)
 
 
-def style_distance(encoder, image, style):
-    from plugin_host_adain.net import ENCODER_LAYERS, encode
-
-    with torch.no_grad():
-        a, b = encode(encoder, image), encode(encoder, style)
-    return sum(float((mean_std(a[k])[0] - mean_std(b[k])[0]).square().mean()
-                     + (mean_std(a[k])[1] - mean_std(b[k])[1]).square().mean()) for k in ENCODER_LAYERS)
-
-
 @pytest.mark.parametrize("content_name, style_name", [("golden_gate.jpg", "candy.jpg"),
                                                       ("sailboat.jpg", "picasso_selfport1907.jpg")])
 def test_full_style_moves_statistics_toward_the_style(adain, shared_dir, content_name, style_name):
+    from plugin_host_adain.evaluate import style_distance
     from plugin_host_adain.models import load_models
 
     content = picture(shared_dir, "content", content_name)
@@ -47,7 +38,7 @@ def test_alpha_zero_reconstructs_the_content(adain, shared_dir):
     assert psnr > MIN_RECONSTRUCTION_PSNR, float(psnr)
 
 
-# Measured with the shipped decoder (3509 CPU steps): output/content style distance 0.13–0.66 over 12 pairs,
-# reconstruction PSNR 9.7–11.7 dB at 384 px (docs/make_adain_sheet.py). A better decoder should tighten both.
-MAX_STYLE_RATIO = 0.75
+# Measured with the shipped decoder (6508 CPU steps, docs/make_adain_sheet.py at 384 px): output/content style
+# distance 0.19-0.47 over 12 pairs, reconstruction PSNR 9.8-10.1 dB. A GPU-trained decoder should tighten both.
+MAX_STYLE_RATIO = 0.6
 MIN_RECONSTRUCTION_PSNR = 9.0

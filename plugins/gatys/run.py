@@ -118,8 +118,7 @@ def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx
              stage: str) -> torch.Tensor:
     image = image.detach().clone().requires_grad_(True)
     if params.optimizer == "lbfgs":
-        optimizer = LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1,
-                                      history_size=LBFGS_HISTORY)
+        optimizer = LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1, history_size=LBFGS_HISTORY)
     else:
         optimizer = torch.optim.Adam([image], lr=params.learning_rate or ADAM_LEARNING_RATE)
     ctx.progress.stage(stage, total=steps)

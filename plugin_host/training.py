@@ -410,10 +410,27 @@ def wrap_ddp(model: nn.Module, info: DistributedInfo, **ddp_options: Any) -> nn.
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, **ddp_options)
 
 
+#: How long a leaving gloo rank waits for the others before it leaves anyway (a rank that failed never comes).
+LEAVE_TIMEOUT_S = 30
+
+
 def cleanup() -> None:
-    """Leave the process group, if one was joined."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group, if one was joined.
+
+    Under gloo, ranks first wait for one another: rank 0 hosts the rendezvous store, and a rank still
+    talking to it when rank 0 has torn it down aborts in C++ ("terminate called without an active
+    exception"), which turns a finished run into a crash now and then.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if dist.get_backend() == "gloo":
+        import datetime
+
+        try:
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=LEAVE_TIMEOUT_S))
+        except RuntimeError:
+            pass  # another rank failed or left: nothing to wait for
+    dist.destroy_process_group()
 
 
 # --- loop -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ Two settings, both no-ops where they do not apply (other C libraries, other syst
 * :func:`large_blocks_mapped` makes glibc give every block of 1 MiB or more its own ``mmap``,
   returned to the system when freed. An L-BFGS run keeps a few MiB of history per step between
   the activations it frees; inside glibc's heap those leave holes the next step's activations do
-  not fit in, and at 512² the heap carried 150–240 MiB of such free space.
+  not fit in, and at 512² the heap carried 150–390 MiB of such free space.
 """
 from __future__ import annotations
 

@@ -10,8 +10,8 @@ activation is one); with ``normalize_features`` (default) the losses see any oth
 divided by per-channel means measured on the training images first, so λ means what it means in the paper
 and no layer or channel swamps the others. With ``identity_weight`` > 0 the decoder must also give back the
 content and the style photos from their own relu4_1 features (a pixel MSE, the identity loss of
-Park & Lee, SANet, CVPR 2019): it learns to invert the encoder much sooner, which keeps alpha = 0
-faithful and the content's structure clean. Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
+Park & Lee, SANet, CVPR 2019), meant to keep alpha = 0 faithful and the content's structure clean; it
+makes a step about 1.7x as expensive. Adam with lr / (1 + decay·step). ``OUT.ckpt`` holds the full
 state for exact resume; ``OUT`` is the fp16 decoder with its metadata, ``OUT.json`` its card; ``OUT.log.jsonl`` the losses.
 """
 from __future__ import annotations
@@ -55,13 +55,13 @@ def train(params: Params, ctx: RunContext) -> Path:
                         {"decay": schedule})
     model = wrap_ddp(decoder, dist)
     seed = ctx.seed if ctx.seed is not None else 0
-    contents = infinite_batches(ImageFolder(params.content_dir, params.crop, params.resize_short or None),
-                                params.batch_size, seed, start_step=start, rank=dist.rank,
+    photos = ImageFolder(params.content_dir, params.crop, params.resize_short or None)
+    paintings = ImageFolder(params.style_dir, params.crop, params.resize_short or None)
+    contents = infinite_batches(photos, params.batch_size, seed, start_step=start, rank=dist.rank,
                                 world_size=dist.world_size, num_workers=params.workers)
-    styles = infinite_batches(ImageFolder(params.style_dir, params.crop, params.resize_short or None),
-                              params.batch_size, seed + 1, start_step=start, rank=dist.rank,
+    styles = infinite_batches(paintings, params.batch_size, seed + 1, start_step=start, rank=dist.rank,
                               world_size=dist.world_size, num_workers=params.workers)
-    scales = measure_scales(encoder, params, seed) if params.normalize_features else {}
+    scales = measure_scales(encoder, (photos, paintings), params.batch_size, seed) if params.normalize_features else {}
     log = JsonlLog(out.with_name(out.name + ".log.jsonl"), resume_step=start) if dist.is_main else None
     metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
@@ -125,15 +125,14 @@ def train(params: Params, ctx: RunContext) -> Path:
 SCALE_IMAGES = 32
 
 
-def measure_scales(encoder, params: Params, seed: int) -> dict[str, torch.Tensor]:
-    """Per-channel mean activations over the first crops of a separate, seeded stream of both folders.
+def measure_scales(encoder, folders: tuple[ImageFolder, ...], batch_size: int, seed: int) -> dict[str, torch.Tensor]:
+    """Per-channel mean activations over the first crops of a separate, seeded stream of each folder.
 
     The same on every rank and on every resume, so they need not be saved.
     """
     batches = []
-    for offset, folder in ((2, params.content_dir), (3, params.style_dir)):
-        stream = infinite_batches(ImageFolder(folder, params.crop, params.resize_short or None), params.batch_size,
-                                  seed + offset, rank=0, world_size=1)
-        batches += [next(stream) for _ in range(-(-SCALE_IMAGES // params.batch_size))]
+    for offset, folder in enumerate(folders, start=2):
+        stream = infinite_batches(folder, batch_size, seed + offset, rank=0, world_size=1)
+        batches += [next(stream) for _ in range(-(-SCALE_IMAGES // batch_size))]
     device = next(encoder.parameters()).device
     return channel_scales(lambda batch: encode(encoder, batch.to(device)), batches)

@@ -19,23 +19,10 @@ import plugin_host
 from make_adain_sheet import grid
 from plugin_host.imaging.io import load_image, to_pil
 from plugin_host.imaging.resize import resize_max_side
-from plugin_host.losses import gram_matrix
+from plugin_host_perceptual.evaluate import find_painting, gram_distance
 
 HERE = Path(__file__).resolve().parent
 CONTENTS = ("tubingen.jpg", "golden_gate.jpg", "sailboat.jpg")  # not in ../shared/datasets
-
-
-def find_style(shared: Path, name: str) -> Path | None:
-    """The painting a model learnt: a shared test style, or one of the training paintings."""
-    found = sorted((shared / "images" / "style").glob(f"{name}.*"))
-    found += sorted((shared / "datasets" / "style").glob(f"*/{name}.*"))
-    return found[0] if found else None
-
-
-def gram_distance(encoder, layers, image: torch.Tensor, style: torch.Tensor) -> float:
-    with torch.no_grad():
-        a, b = encoder(image), encoder(style)
-    return sum(float((gram_matrix(a[k]) - gram_matrix(b[k])).square().mean()) for k in layers)
 
 
 def main() -> None:
@@ -51,7 +38,7 @@ def main() -> None:
     cards = {e.name: e.extra.get("card", {}) for e in shipped}
     models = args.model or sorted(cards)
     report: dict = {"models": models, "pairs": []}
-    style_files = {model: find_style(shared, cards.get(model, {}).get("style_name", "")) for model in models}
+    style_files = {model: find_painting(shared, cards.get(model, {}).get("style_name", "")) for model in models}
     styles = {model: load_image(f).rgb for model, f in style_files.items() if f is not None}
     blank = torch.ones(1, 3, 3, 4)
     rows = [[blank] + [styles.get(model, blank) for model in models]]

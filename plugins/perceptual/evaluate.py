@@ -1,6 +1,7 @@
-"""``plugin_host sr-eval``: PSNR and SSIM of bicubic upscaling and super-resolution models.
+"""How good the shipped models are: ``plugin_host sr-eval`` (PSNR and SSIM of bicubic upscaling and
+super-resolution models), and the style models' Gram distance shared by their test and contact sheet.
 
-The protocol of the SR literature (SRCNN, Johnson et al. Table 1): HR images cropped to a multiple
+SR follows the protocol of the literature (SRCNN, Johnson et al. Table 1): HR images cropped to a multiple
 of the scale; LR = bicubic downsampling (antialiased, as MATLAB's ``imresize``), rounded to 8 bit;
 outputs rounded to 8 bit; metrics on the Y channel of ITU-R BT.601 studio-range YCbCr (16–235),
 ignoring ``scale`` pixels at each border; PSNR with peak 255, SSIM with an 11×11 Gaussian window
@@ -26,6 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="network arithmetic, as for `run` (default auto)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def find_painting(shared: Path, name: str) -> Path | None:
+    """The painting a style model learnt, by its card's ``style_name``: a shared test style
+    (``images/style``) or one of the training paintings (``datasets/style/*``); None when neither has it."""
+    found = sorted((shared / "images" / "style").glob(f"{name}.*"))
+    found += sorted((shared / "datasets" / "style").glob(f"*/{name}.*"))
+    return found[0] if found else None
+
+
+def gram_distance(encoder, layers, image, style) -> float:
+    """Sum over ``layers`` of the mean squared difference of Gram matrices of ``image`` and ``style``
+    (the style loss of Johnson et al.). Below the content's distance, a result took on the style."""
+    import torch
+
+    from plugin_host.losses import gram_matrix
+
+    with torch.no_grad():
+        a, b = encoder(image), encoder(style)
+    return sum(float((gram_matrix(a[k]) - gram_matrix(b[k])).square().mean()) for k in layers)
 
 
 def y_channel(rgb):

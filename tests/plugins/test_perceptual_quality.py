@@ -8,7 +8,7 @@ import torch
 import plugin_host
 from plugin_host.imaging.io import load_image
 from plugin_host.imaging.resize import resize_max_side
-from plugin_host.losses import gram_matrix
+from plugin_host_perceptual.evaluate import find_painting, gram_distance
 
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
@@ -21,11 +21,9 @@ def shipped_cards(kind):
 
 
 def style_file(shared_dir, name):
-    """The painting a shipped model learnt: a shared test style, or one of the training paintings."""
-    found = sorted((shared_dir / "images" / "style").glob(f"{name}.*"))
-    found += sorted((shared_dir / "datasets" / "style").glob(f"*/{name}.*"))
+    found = find_painting(shared_dir, name)
     assert found, f"style image {name!r} is in neither images/style nor datasets/style"
-    return found[0]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +41,8 @@ def test_styled_output_is_closer_to_the_style_than_the_content_is(style_method, 
     style = resize_max_side(load_image(style_file(shared_dir, card["style_name"])).rgb, 256)
     out = style_method(content, model=card["name"])
     encoder = style_method.session.context.load_encoder(card["encoder"], card["style_layers"])
-
-    def distance(image):
-        with torch.no_grad():
-            a, b = encoder(image), encoder(style)
-        return sum(float((gram_matrix(a[k]) - gram_matrix(b[k])).square().mean()) for k in card["style_layers"])
-
-    assert distance(out) < MAX_GRAM_RATIO * distance(content)
+    layers = card["style_layers"]
+    assert gram_distance(encoder, layers, out, style) < MAX_GRAM_RATIO * gram_distance(encoder, layers, content, style)
 
 
 @pytest.mark.parametrize("card", shipped_cards("perceptual-sr"), ids=lambda c: c["name"])

@@ -27,7 +27,7 @@ SCHEMA = Schema(params=(
              min=0, max=16384),
     IntParam("style_size", "Style size", "longest side the style image is read at (0 = keep)", 512,
              min=0, max=4096),
-    IntParam("tile_size", "Tile size", "process larger images in tiles of this size (0 = never)", 1024,
+    IntParam("tile_size", "Tile size", "process larger images in tiles of this many pixels, a multiple of 8 (0 = never; seams are invisible from 512 up)", 1024,
              min=0, max=8192),
 ))
 

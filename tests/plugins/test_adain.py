@@ -83,46 +83,59 @@ def test_alpha_zero_ignores_the_style(session, tiny_image):
     assert torch.allclose(a, b, atol=1e-6)
 
 
-def test_masks_give_each_region_its_own_style_statistics(session):
-    """Left half takes style A, right half style B: the relu4_1 targets follow each style in its half."""
-    from plugin_host_adain.models import load_models
+def test_masks_give_each_region_its_own_style_statistics():
+    """Left half takes style A, right half style B. The halves' content differs (bright and spread on the
+    left, dark and flat on the right), so each region must be normalised with its own statistics for its
+    targets to have exactly its style's mean and std."""
     from plugin_host_adain.run import _transfer
 
     torch.manual_seed(0)
-    encoder, _ = load_models(session.context, TEST_DECODER)
-    features = torch.rand(1, 512, 8, 16)
+    features = torch.rand(1, 512, 8, 16) * 0.1
+    features[..., :8] = torch.rand(1, 512, 8, 8) * 2 + 3
     style_a = torch.randn(1, 512, 8, 8) * 2 + torch.linspace(0, 4, 512)[None, :, None, None]
     style_b = torch.randn(1, 512, 8, 8) * 0.3 - torch.linspace(0, 4, 512)[None, :, None, None]
     stats = [mean_std(style_a), mean_std(style_b)]
     masks = torch.zeros(1, 2, 8, 16)
     masks[:, 0, :, :8], masks[:, 1, :, 8:] = 1, 1
     target = _transfer(features, stats, torch.tensor([0.5, 0.5]), None, masks)
-    (left_mean, left_std), (right_mean, right_std) = mean_std(target[..., :8]), mean_std(target[..., 8:])
-    gap = (stats[0][0] - stats[1][0]).abs().mean()
-    assert (left_mean - stats[0][0]).abs().mean() < 0.1 * gap
-    assert (right_mean - stats[1][0]).abs().mean() < 0.1 * gap
-    assert (left_std / right_std).mean() > 3  # style A is spread ~7x wider than style B
+    for half, (style_mean, style_std) in ((target[..., :8], stats[0]), (target[..., 8:], stats[1])):
+        mean, std = mean_std(half)
+        torch.testing.assert_close(mean, style_mean, atol=1e-3, rtol=1e-3)
+        torch.testing.assert_close(std, style_std, atol=1e-3, rtol=2e-2)  # eps in the content's variance
     masks[:, 1] = 0  # nothing covers the right half any more: it keeps the content's features
     target = _transfer(features, stats, torch.tensor([0.5, 0.5]), None, masks)
     assert torch.allclose(target[..., 10:], features[..., 10:])
 
 
-def test_tiled_matches_untiled_and_seams_are_invisible(session):
-    """A 160×160 image in 96-px tiles vs in one piece; seams measured across tile borders."""
-    torch.manual_seed(1)
-    y, x = torch.meshgrid(torch.linspace(0, 6, 160), torch.linspace(0, 6, 160), indexing="ij")
-    content = torch.stack([torch.sin(x) * 0.4 + 0.5, torch.cos(y) * 0.4 + 0.5, (x * y).sin() * 0.3 + 0.5])[None]
-    style = torch.rand(1, 3, 64, 64)
-    raw = {"decoder": TEST_DECODER, "content_size": 0}
-    whole = session.run("adain", {"content": content, "style": [style]}, {**raw, "tile_size": 0}).rgb
-    tiled = session.run("adain", {"content": content, "style": [style]}, {**raw, "tile_size": 96}).rgb
+@pytest.mark.slow
+@pytest.mark.parametrize("masked", [False, True], ids=["one-style", "two-masks"])
+def test_tiled_matches_untiled_and_seams_are_invisible(session, shared_dir, masked):
+    """The shipped decoder on a 896×512 photo: two 512-px tiles sharing the smallest overlap (128 px)
+    against one piece. Seam figure: the mean step between neighbouring columns across the cross-fade,
+    tiled over untiled (1.0 = no seam)."""
+    from plugin_host.imaging.io import load_image
+    from plugin_host.imaging.resize import resize_to
+
+    content = resize_to(load_image(shared_dir / "images" / "content" / "tubingen.jpg").rgb, (512, 896))
+    styles = [load_image(shared_dir / "images" / "style" / name).rgb for name in ("candy.jpg", "starry_night.jpg")]
+    inputs = {"content": content, "style": styles[:1]}
+    if masked:  # left takes candy, right the starry night, the border inside the overlap
+        left = torch.zeros(1, 3, 512, 896)
+        left[..., :440] = 1
+        inputs = {"content": content, "style": styles, "mask": [left, 1 - left]}
+    raw = {"content_size": 0, "style_size": 256}
+    whole = session.run("adain", inputs, {**raw, "tile_size": 0}).rgb
+    tiled = session.run("adain", inputs, {**raw, "tile_size": 512}).rgb
     difference = (whole - tiled).abs()
-    assert difference.mean() < 0.01, float(difference.mean())
-    # seam figure: mean step between neighbouring columns at tile borders vs elsewhere
-    steps = (tiled[..., 1:] - tiled[..., :-1]).abs().mean((0, 1, 2))
-    border_cols = [c for c in range(60, 100)]  # the overlap region of the first vertical border
-    ratio = steps[border_cols].mean() / steps.mean()
-    assert ratio < 1.5, float(ratio)
+    assert difference.mean() < 0.5 / 255, float(difference.mean())
+    assert difference.flatten().quantile(0.999) < 4 / 255, float(difference.flatten().quantile(0.999))
+    band = slice(384 + 32, 512 - 32)  # the cross-fade: the overlap less its ignored outer quarters
+
+    def steps(image):
+        return (image[..., 1:] - image[..., :-1]).abs().mean((0, 1, 2))[band]
+
+    seam = float(steps(tiled).mean() / steps(whole).mean())
+    assert 0.98 < seam < 1.02, seam
 
 
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False}],

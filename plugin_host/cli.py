@@ -50,11 +50,12 @@ def add_schema_arguments(parser: argparse.ArgumentParser, schema: Schema, regist
     """One flag per parameter. Values stay text: :meth:`Schema.validate` does all coercion."""
     group = parser.add_argument_group("method parameters")
     for param in schema:
+        flags = [_flag(name) for name in (param.name, *param.cli_aliases)]
         if isinstance(param, BoolParam):
-            group.add_argument(_flag(param.name), dest=param.name, default=None,
+            group.add_argument(*flags, dest=param.name, default=None,
                                action=argparse.BooleanOptionalAction, help=_param_help(param, registry))
         else:
-            group.add_argument(_flag(param.name), dest=param.name, default=None, metavar=param.kind.upper(),
+            group.add_argument(*flags, dest=param.name, default=None, metavar=param.kind.upper(),
                                help=_param_help(param, registry))
 
 

@@ -23,12 +23,17 @@ _FALSE = {"0", "false", "no", "off"}
 
 @dataclass(frozen=True)
 class Param:
-    """Base of every parameter kind. ``name`` is a Python identifier (``style_weight``)."""
+    """Base of every parameter kind. ``name`` is a Python identifier (``style_weight``).
+
+    ``cli_aliases``: further names the command line accepts for it (``content`` for ``content_dir``);
+    JSON and GIMP use ``name`` only.
+    """
 
     name: str
     label: str = ""
     help: str = ""
     default: Any = None
+    cli_aliases: tuple[str, ...] = field(default=(), kw_only=True)
     kind: ClassVar[str] = "param"
 
     def coerce(self, value: Any) -> Any:  # pragma: no cover - overridden

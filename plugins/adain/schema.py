@@ -40,9 +40,9 @@ def _folders_and_output_given(params: Params) -> None:
 
 TRAIN_SCHEMA = Schema(params=(
     PathParam("content_dir", "Content photos", "folder of training photos (searched recursively)", None,
-              directory=True),
+              directory=True, cli_aliases=("content",)),
     PathParam("style_dir", "Style paintings", "folder of training paintings (searched recursively)", None,
-              directory=True),
+              directory=True, cli_aliases=("style",)),
     PathParam("out", "Output model", "where to write the trained decoder (fp16, with metadata and a JSON card; "
               "put both in your models folder to use it)", None, must_exist=False),
     ModelParam("encoder", "Encoder", "VGG the decoder is trained for", DEFAULT_ENCODER, model_kind="encoder"),

@@ -134,3 +134,14 @@ def test_weights_list_prints_every_entry_with_its_kind_and_location():
     assert rows["vgg16-caffe-hed"][1] == "encoder"
     assert rows["vgg16-caffe-hed"][2].endswith("vgg16-caffe-hed.pth")  # found via PLUGIN_HOST_WEIGHTS_PATH
     assert rows["vgg19-torchvision"][1:] == ["encoder", "not", "installed"]
+
+
+def test_schema_cli_aliases_name_the_same_parameter():
+    """`train adain --content DIR --style DIR` (the short spelling) fills content_dir and style_dir."""
+    from plugin_host.cli import build_parser
+    from plugin_host.plugins import load_registry
+
+    parser = build_parser(load_registry())
+    short = parser.parse_args(["train", "adain", "--content", "photos", "--style", "paintings", "--out", "d.pth"])
+    long = parser.parse_args(["train", "adain", "--content-dir", "photos", "--style-dir", "paintings", "--out", "d.pth"])
+    assert (short.content_dir, short.style_dir) == (long.content_dir, long.style_dir) == ("photos", "paintings")

@@ -2,6 +2,7 @@
 import importlib.metadata as md
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +115,18 @@ def test_builtin_methods_register_through_entry_points():
         assert group.get(folder) == f"plugin_host_{folder}", f"plugins/{folder} has no entry point"
         assert any(e.plugin.name == folder for e in registry.methods.values())
     assert not registry.failures
+
+
+def test_every_shipped_data_file_is_in_the_package_data():
+    """A wheel must carry each built-in plugin's weights and cards: a model without its card is not registered."""
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package, folder in setuptools["package-dir"].items():
+        patterns = setuptools.get("package-data", {}).get(package, [])
+        for path in (root / folder).rglob("*"):
+            if path.is_file() and path.suffix not in (".py", ".pyc"):
+                relative = path.relative_to(root / folder).as_posix()
+                assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{folder}/{relative} is not packaged"

@@ -192,8 +192,8 @@ def test_torchrun_ddp_training_on_cpu_with_two_processes(tmp_path, shared_dir):
     out = tmp_path / "ddp.pth"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-         "-m", "plugin_host", "train", "adain", "--device", "cpu", "--content-dir", tmp_path / "photos",
-         "--style-dir", tmp_path / "paintings", "--out", out, "--iterations", "2", "--batch-size", "1",
+         "-m", "plugin_host", "train", "adain", "--device", "cpu", "--content", tmp_path / "photos",
+         "--style", tmp_path / "paintings", "--out", out, "--iterations", "2", "--batch-size", "1",
          "--crop", "32", "--resize-short", "0", "--width", "0.25", "--checkpoint-every", "2", "--log-every", "1",
          "--preview-every", "0", "--quiet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})

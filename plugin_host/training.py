@@ -366,16 +366,17 @@ class DistributedInfo:
 def init_distributed(device_type: str | None = None, backend: str | None = None) -> DistributedInfo:
     """Join the job torchrun describes in RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.
 
-    Without WORLD_SIZE (or with 1) this is a single process and nothing is initialised.
-    ``device_type`` is "cuda" or "cpu" (default: cuda when available); with CUDA each process uses
-    ``cuda:LOCAL_RANK`` and the backend defaults to nccl, else to gloo.
+    Without WORLD_SIZE (or with 1) this is a single process on ``device_type`` (any, e.g. "mps") and
+    nothing is initialised. A distributed job runs on "cuda" or "cpu" (default: cuda when available);
+    with CUDA each process uses ``cuda:LOCAL_RANK`` and the backend defaults to nccl, else to gloo.
     """
-    if device_type not in (None, "cuda", "cpu"):
-        raise ValueError(f"device_type: expected 'cuda', 'cpu' or None, got {device_type!r}")
     cuda = device_type == "cuda" or (device_type is None and torch.cuda.is_available())
     world_size = _env_int("WORLD_SIZE", 1)
     if world_size <= 1:
-        return DistributedInfo(device=torch.device("cuda", 0) if cuda else torch.device("cpu"))
+        return DistributedInfo(device=torch.device("cuda", 0) if cuda else torch.device(device_type or "cpu"))
+    if device_type not in (None, "cuda", "cpu"):
+        raise PluginHostError(f"training under torchrun runs on CUDA or on the CPU, not on {device_type!r}",
+                              hint="pass --device cuda or --device cpu, or train in one process without torchrun")
     rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK", 0)
     device = torch.device("cuda", local_rank) if cuda else torch.device("cpu")
     backend = backend or ("nccl" if cuda else "gloo")

@@ -67,10 +67,14 @@ def _sqrtm(cov: torch.Tensor, inverse: bool = False, eps: float = 0.0) -> torch.
 
 
 def _stats(pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean (B, 3, 1) and population covariance (B, 3, 3, float64) of (B, 3, N) pixels."""
+    """Mean (B, 3, 1) and population covariance (B, 3, 3, float64, on the CPU) of (B, 3, N) pixels.
+
+    The 3×3 covariances go to the CPU: their square roots need float64 ``eigh``, which MPS lacks and
+    which costs CUDA a synchronisation anyway.
+    """
     mean = pixels.mean(-1, keepdim=True)
     centred = pixels - mean
-    return mean, (centred @ centred.transpose(-2, -1)).double() / pixels.shape[-1]
+    return mean, (centred @ centred.transpose(-2, -1)).cpu().double() / pixels.shape[-1]
 
 
 def match_color_statistics(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5,
@@ -90,7 +94,7 @@ def match_color_statistics(source: torch.Tensor, target: torch.Tensor, eps: floa
     pixels = source.flatten(2)
     mean_s, cov_s = _stats(pixels)
     mean_t, cov_t = _stats(target.flatten(2))
-    transform = (_sqrtm(cov_t) @ _sqrtm(cov_s, inverse=True, eps=eps)).to(source.dtype)
+    transform = (_sqrtm(cov_t) @ _sqrtm(cov_s, inverse=True, eps=eps)).to(source.device, source.dtype)
     out = (transform @ (pixels - mean_s) + mean_t).view_as(source)
     return out.clamp(0.0, 1.0) if clamp else out
 
@@ -109,10 +113,12 @@ def match_histograms(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor
     reference = target.flatten(2).sort(dim=-1).values
     count, target_count = values.shape[-1], reference.shape[-1]
     if target_count != count:
-        position = torch.linspace(0, target_count - 1, count, device=source.device, dtype=torch.float64)
+        # float64 positions (exact up to 2^53 pixels) on the CPU, where every backend has float64
+        position = torch.linspace(0, target_count - 1, count, dtype=torch.float64)
         low = position.floor().long().clamp(max=target_count - 1)
         high = (low + 1).clamp(max=target_count - 1)
-        weight = (position - low).to(source.dtype)
+        weight = (position - low).to(source.device, source.dtype)
+        low, high = low.to(source.device), high.to(source.device)
         reference = torch.lerp(reference[..., low], reference[..., high], weight)
     order = values.argsort(dim=-1, stable=True)
     return torch.empty_like(values).scatter_(-1, order, reference).view_as(source)

@@ -277,9 +277,13 @@ def test_init_distributed_single_process(monkeypatch: pytest.MonkeyPatch) -> Non
     assert (info.rank, info.world_size, info.is_main, info.is_distributed) == (0, 1, True, False)
     model = nn.Linear(2, 2)
     assert wrap_ddp(model, info) is model
+    assert init_distributed("mps").device == torch.device("mps")  # one process: any device
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(PluginHostError, match="WORLD_SIZE"):
         init_distributed()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(PluginHostError, match="CUDA or on the CPU"):
+        init_distributed("mps")
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:

@@ -76,11 +76,20 @@ def test_blend_weights_one_zero_equal_the_single_style(session, tiny_image):
     assert torch.allclose(single, blended, atol=1e-6)
 
 
-def test_alpha_zero_ignores_the_style(session, tiny_image):
-    raw = {"decoder": TEST_DECODER, "alpha": 0.0}
+def test_alpha_zero_is_the_decoders_reconstruction_of_the_content(session, tiny_image):
+    from plugin_host_adain.models import load_models
+    from plugin_host_adain.net import encode
+
+    raw = {"decoder": TEST_DECODER, "alpha": 0.0, "content_size": 0}
     a = session.run("adain", {"content": tiny_image, "style": [tiny_image.flip(-1)]}, raw).rgb
     b = session.run("adain", {"content": tiny_image, "style": [torch.rand_like(tiny_image)]}, raw).rgb
     assert torch.allclose(a, b, atol=1e-6)
+    ctx = session.context
+    encoder, decoder = load_models(ctx, TEST_DECODER)
+    with torch.no_grad():
+        features = encode(encoder, tiny_image.to(ctx.device, ctx.dtype))["relu4_1"]
+        reconstruction = decoder(features).clamp(0, 1).float()
+    torch.testing.assert_close(a, reconstruction[..., :a.shape[-2], :a.shape[-1]], atol=1e-6, rtol=0)
 
 
 def test_masks_give_each_region_its_own_style_statistics():

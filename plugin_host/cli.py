@@ -271,6 +271,12 @@ def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> lis
 def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
     from .runner import Session
 
+    local_rank = os.environ.get("LOCAL_RANK", "")
+    if local_rank.isdigit() and args.device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():  # under torchrun: this rank's GPU, before anything touches cuda:0
+            torch.cuda.set_device(int(local_rank))
     session = Session(registry, device=args.device, seed=args.seed, precision=args.precision)
     method = session.method(args.method)
     params = method.train_schema.validate({p.name: getattr(args, p.name) for p in method.train_schema},

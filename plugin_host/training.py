@@ -362,6 +362,16 @@ class DistributedInfo:
     def cleanup(self) -> None:
         cleanup()
 
+    def average(self, values: Mapping[str, float]) -> dict[str, float]:
+        """``values`` (a step's losses) averaged over all ranks, so the log and the progress show the
+        whole batch rather than rank 0's share; unchanged in a plain run. Every rank must call it."""
+        if not self.is_distributed:
+            return dict(values)
+        names = sorted(values)
+        totals = torch.tensor([float(values[name]) for name in names], dtype=torch.float64, device=self.device)
+        dist.all_reduce(totals)
+        return {name: float(total) / self.world_size for name, total in zip(names, totals.tolist())}
+
 
 def init_distributed(device_type: str | None = None, backend: str | None = None) -> DistributedInfo:
     """Join the job torchrun describes in RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.

@@ -99,8 +99,9 @@ def train(params: Params, ctx: RunContext) -> Path:
             grid = out.with_name(f"{out.stem}-preview-{index + 1:07d}.png")
             save_grid(grid, [content[:4], style[:4], image.detach().clamp(0, 1)[:4]], nrow=min(4, len(content)))
             ctx.progress.preview(str(grid))
-        return {"loss": float(loss.detach()), "content": float(loss_c.detach()), "style": float(loss_s.detach()),
-                **parts, "lr": schedule.get_last_lr()[0]}
+        losses = dist.average({"loss": float(loss.detach()), "content": float(loss_c.detach()),
+                               "style": float(loss_s.detach()), **parts})
+        return {**losses, "lr": schedule.get_last_lr()[0]}
 
     def save(at_step: int) -> None:
         if dist.is_main:

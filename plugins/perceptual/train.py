@@ -85,7 +85,7 @@ def _loop(ctx: RunContext, params: Params, net: torch.nn.Module, out: Path, card
             grid = out.with_name(f"{out.stem}-preview-{index + 1:07d}.png")
             save_grid(grid, [p.detach().clamp(0, 1)[:4] for p in preview], nrow=min(4, len(batch)))
             ctx.progress.preview(str(grid))
-        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
+        return dist.average({"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}})
 
     def save(at_step: int) -> None:
         if dist.is_main:

@@ -302,7 +302,8 @@ def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
             model(x).pow(2).mean().backward()
             optimizer.step()
         torch.save({"start": start, "end": [p.detach() for p in model.parameters()], "main": info.is_main,
-                    "backend": info.backend}, Path(out) / f"rank{rank}.pt")
+                    "backend": info.backend, "average": info.average({"loss": 1.0 + 2 * rank, "n": rank})},
+                   Path(out) / f"rank{rank}.pt")
     finally:
         info.cleanup()
 
@@ -318,6 +319,7 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
     mp.start_processes(_ddp_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
     assert [r["main"] for r in ranks] == [True, False] and ranks[0]["backend"] == "gloo"
+    assert ranks[0]["average"] == ranks[1]["average"] == {"loss": 2.0, "n": 0.5}  # logged losses: every rank's
     for a, b in zip(ranks[0]["start"], ranks[1]["start"]):
         assert torch.equal(a, b)
     for a, b, s in zip(ranks[0]["end"], ranks[1]["end"], ranks[0]["start"]):

@@ -1,9 +1,10 @@
 """AdaIN stylisation: encode, re-normalise the content features with the style's statistics, decode.
 
 Style statistics (per-channel mean and std at relu4_1) are computed once from the whole
-style image(s). Large content images are processed in tiles in two passes: the first
-collects the content's feature statistics over the whole image, the second normalises each
-tile with those global statistics and decodes it, so tiles agree and memory stays bounded.
+style image(s). A content image larger than one tile is encoded tile by tile, each tile with
+some of its neighbours around it, into one relu4_1 map of the whole image (1/8 of its size,
+kept on the CPU); its statistics are then exact, and the map is normalised and decoded in
+overlapping tiles. Device memory holds one tile; the encoder runs once per pixel.
 """
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ from .net import adain, encode
 
 FEATURE_LAYER = "relu4_1"
 STRIDE = 8  # three 2x poolings between the image and relu4_1
-STATS_CONTEXT = 64  # pixels of neighbouring image around a tile while its statistics are measured
-TILE_OVERLAP = 128  # the tile-edge error of the default decoder is gone 48 px in; the outer quarter (32 px) is ignored
+ENCODE_CONTEXT = 64  # pixels of the neighbouring image around a tile while it is encoded
+# Decoded tiles overlap by 128 px and drop its outer quarter (32 px): the decoder's tile-edge error is under
+# 1/255 from 24 px in (4 feature pixels of receptive field beyond the tile).
+TILE_OVERLAP = 128
+MIN_TILE = 128
 
 
 def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
@@ -44,35 +48,37 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     weights = torch.tensor(inputs.blend_weights("style"), device=content.device, dtype=content.dtype)
     masks = _masks(inputs, len(styles), content)
 
-    def stylise(image: torch.Tensor, content_stats=None, mask_tile=None) -> torch.Tensor:
-        padded, (height, width) = _pad_to_stride(image)
-        features = encode(encoder, padded)[FEATURE_LAYER]
-        target = _transfer(features, stats, weights, content_stats,
-                           None if mask_tile is None else _pad_to_stride(mask_tile)[0])
-        mixed = params.alpha * target + (1 - params.alpha) * features
-        return decoder(mixed)[..., :height, :width].clamp(0, 1)
+    def stylise(features: torch.Tensor, content_stats=None, regions=None) -> torch.Tensor:
+        target = _transfer(features, stats, weights, content_stats, regions)
+        return decoder(params.alpha * target + (1 - params.alpha) * features)
 
     with torch.no_grad():
         tile = params.tile_size
         if not tile or max(content.shape[-2:]) <= tile:
             ctx.progress.stage("decode", total=1)
-            out = stylise(content, mask_tile=masks)
+            padded, (height, width) = _pad_to_stride(content)
+            regions = None if masks is None else _pad_to_stride(masks)[0]
+            out = stylise(encode(encoder, padded)[FEATURE_LAYER], regions=regions)[..., :height, :width]
             ctx.progress.advance()
         else:
-            # Padded to the stride, with tiles and overlaps in whole feature pixels, every tile sees the same
-            # 8-px grid: neighbours then compute the same features in their overlap instead of shifted ones.
-            padded, (height, width) = _pad_to_stride(content if masks is None else torch.cat([content, masks], 1))
-            tile = max(STRIDE * 4, tile - tile % STRIDE)
-            overlap = min(TILE_OVERLAP, tile // 4 - tile // 4 % STRIDE)
-            content_stats = _global_content_stats(encoder, padded[:, :3], padded[:, 3:] if masks is not None else None,
-                                                  tile, ctx)
+            # Padded to the stride and cut at multiples of it, every tile sees the same 8-px grid.
+            padded, (height, width) = _pad_to_stride(content)
+            tile = max(MIN_TILE, tile - tile % STRIDE)
+            features, regions, sums = _encode_in_tiles(
+                encoder, padded, None if masks is None else _pad_to_stride(masks)[0], tile, ctx)
+            content_stats = [(m.to(ctx.device), s.to(ctx.device)) for m, s in _region_stats(sums, features.dtype)]
+            channels = features.shape[1]
+            stacked = features if masks is None else torch.cat([features, regions[:, 1:].to(features.dtype)], 1)
 
-            def tile_fn(piece: torch.Tensor) -> torch.Tensor:
-                image, mask = piece[:, :3], (piece[:, 3:] if masks is not None else None)
-                return stylise(image, content_stats, mask)
+            def decode_tile(piece: torch.Tensor) -> torch.Tensor:  # features (and region weights) → pixels
+                piece = piece.to(ctx.device)
+                return stylise(piece[:, :channels], content_stats, piece[:, channels:] if masks is not None else None)
 
-            out = tiled_apply(padded, tile_fn, tile=tile, overlap=overlap, cancel=ctx.cancel,
-                              progress=ctx.progress, stage="decode tiles")[..., :height, :width].to(content.device)
+            small = tile // STRIDE
+            out = tiled_apply(stacked, decode_tile, tile=small, overlap=min(TILE_OVERLAP // STRIDE, small // 4),
+                              scale=STRIDE, cancel=ctx.cancel, progress=ctx.progress, stage="decode tiles")
+            out = out[..., :height, :width].to(content.device)
+    out = out.clamp(0, 1)
     if params.preserve_colors == "luminance":
         out = preserve_luminance(out, content)
     return out
@@ -145,28 +151,33 @@ def _pad_to_stride(image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return image, (height, width)
 
 
-def _global_content_stats(encoder, content: torch.Tensor, masks: torch.Tensor | None, tile: int, ctx: RunContext):
-    """The content's relu4_1 statistics over the whole image (and over each mask's region), tile by tile.
+def _encode_in_tiles(encoder, content: torch.Tensor, masks: torch.Tensor | None, tile: int, ctx: RunContext):
+    """The relu4_1 map of the whole ``content`` (padded to the stride; ``tile`` a multiple of it) on the CPU,
+    the region weights on its grid (:func:`_region_weights`) and their :func:`_weighted_sums`.
 
-    ``content`` (and ``masks``) are padded to the stride and ``tile`` is a multiple of it. Each tile is
-    encoded with ``STATS_CONTEXT`` pixels of its neighbours around it and only its own features are
-    counted: without them, the features along every tile's border (zero padding instead of the image)
-    shift the statistics, and the decoder turns that into a change of tone over the whole result.
+    Each tile is encoded with ``ENCODE_CONTEXT`` pixels of its neighbours around it and only its own
+    part of the result is kept: without them, the features along every tile's border (zero padding
+    instead of the image) would differ from the whole image's, shift its statistics and show as seams.
     """
-    sums = None
     height, width = content.shape[-2:]
     rows, cols = range(0, height, tile), range(0, width, tile)
-    ctx.progress.stage("content statistics", total=len(rows) * len(cols))
+    features = regions = sums = None
+    ctx.progress.stage("encode tiles", total=len(rows) * len(cols))
     for top in rows:
         for left in cols:
             ctx.cancel.raise_if_cancelled()
-            y0, x0 = max(0, top - STATS_CONTEXT), max(0, left - STATS_CONTEXT)
-            y1, x1 = min(height, top + tile + STATS_CONTEXT), min(width, left + tile + STATS_CONTEXT)
-            features = encode(encoder, content[..., y0:y1, x0:x1])[FEATURE_LAYER]
-            regions = _region_weights(features, None if masks is None else masks[..., y0:y1, x0:x1])
-            own = (..., slice((top - y0) // STRIDE, (min(height, top + tile) - y0) // STRIDE),
-                   slice((left - x0) // STRIDE, (min(width, left + tile) - x0) // STRIDE))
-            piece = _weighted_sums(features[own], regions[own])
+            y0, x0 = max(0, top - ENCODE_CONTEXT), max(0, left - ENCODE_CONTEXT)
+            y1, x1 = min(height, top + tile + ENCODE_CONTEXT), min(width, left + tile + ENCODE_CONTEXT)
+            encoded = encode(encoder, content[..., y0:y1, x0:x1].contiguous())[FEATURE_LAYER]
+            bottom, right = min(height, top + tile), min(width, left + tile)
+            own = encoded[..., (top - y0) // STRIDE:(bottom - y0) // STRIDE, (left - x0) // STRIDE:(right - x0) // STRIDE]
+            if features is None:
+                features = torch.empty(content.shape[0], encoded.shape[1], height // STRIDE, width // STRIDE,
+                                       dtype=encoded.dtype)
+                regions = _region_weights(features, None if masks is None else masks.cpu())
+            window = (..., slice(top // STRIDE, bottom // STRIDE), slice(left // STRIDE, right // STRIDE))
+            features[window] = own.cpu()
+            piece = _weighted_sums(features[window], regions[window])  # in pieces: float64 copies stay small
             sums = piece if sums is None else tuple(a + b for a, b in zip(sums, piece))
             ctx.progress.advance()
-    return _region_stats(sums, content.dtype)
+    return features, regions, sums

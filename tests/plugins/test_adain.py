@@ -136,15 +136,15 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, shared_dir, mask
     whole = session.run("adain", inputs, {**raw, "tile_size": 0}).rgb
     tiled = session.run("adain", inputs, {**raw, "tile_size": 512}).rgb
     difference = (whole - tiled).abs()
-    assert difference.mean() < 0.5 / 255, float(difference.mean())
-    assert difference.flatten().quantile(0.999) < 4 / 255, float(difference.flatten().quantile(0.999))
+    assert difference.mean() < 0.1 / 255, float(difference.mean())  # in 8-bit levels: measured 0.012
+    assert difference.max() < 3 / 255, float(difference.max())  # measured 1.02
     band = slice(384 + 32, 512 - 32)  # the cross-fade: the overlap less its ignored outer quarters
 
     def steps(image):
         return (image[..., 1:] - image[..., :-1]).abs().mean((0, 1, 2))[band]
 
     seam = float(steps(tiled).mean() / steps(whole).mean())
-    assert 0.98 < seam < 1.02, seam
+    assert 0.99 < seam < 1.01, seam  # measured 1.00004
 
 
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False}],

@@ -38,7 +38,8 @@ def test_alpha_zero_reconstructs_the_content(adain, shared_dir):
     assert psnr > MIN_RECONSTRUCTION_PSNR, float(psnr)
 
 
-# Measured with the shipped decoder (6508 CPU steps, docs/make_adain_sheet.py at 384 px): output/content style
-# distance 0.19-0.47 over 12 pairs, reconstruction PSNR 9.8-10.1 dB. A GPU-trained decoder should tighten both.
-MAX_STYLE_RATIO = 0.6
-MIN_RECONSTRUCTION_PSNR = 9.0
+# Measured with the shipped decoder (12318 CPU steps): here, style ratios 0.20 and 0.14, PSNR 10.9 dB; over the
+# 12 pairs of docs/make_adain_sheet.py at 384 px, ratios 0.12-0.37 and PSNR 10.1-10.3 dB. The 6508-step decoder
+# before it: 0.25, 0.14 and 10.4 dB here. A GPU-trained decoder should tighten both.
+MAX_STYLE_RATIO = 0.45
+MIN_RECONSTRUCTION_PSNR = 10.0

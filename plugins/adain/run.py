@@ -26,8 +26,8 @@ from .net import adain, encode
 FEATURE_LAYER = "relu4_1"
 STRIDE = 8  # three 2x poolings between the image and relu4_1
 ENCODE_CONTEXT = 64  # pixels of the neighbouring image around a tile while it is encoded
-# Decoded tiles overlap by 128 px and drop its outer quarter (32 px): the decoder's tile-edge error is under
-# 1/255 from 24 px in (4 feature pixels of receptive field beyond the tile).
+# Decoded tiles overlap by 128 px and drop its outer quarter (32 px) on each side: the decoder sees about 3.25
+# feature pixels (26 px) around an output pixel, so the pixels kept never see a tile's edge.
 TILE_OVERLAP = 128
 MIN_TILE = 128
 
@@ -57,8 +57,8 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
         if not tile or max(content.shape[-2:]) <= tile:
             ctx.progress.stage("decode", total=1)
             padded, (height, width) = _pad_to_stride(content)
-            regions = None if masks is None else _pad_to_stride(masks)[0]
-            out = stylise(encode(encoder, padded)[FEATURE_LAYER], regions=regions)[..., :height, :width]
+            padded_masks = None if masks is None else _pad_to_stride(masks)[0]
+            out = stylise(encode(encoder, padded)[FEATURE_LAYER], regions=padded_masks)[..., :height, :width]
             ctx.progress.advance()
         else:
             # Padded to the stride and cut at multiples of it, every tile sees the same 8-px grid.

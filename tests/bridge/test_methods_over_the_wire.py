@@ -42,7 +42,7 @@ def _changed_with_alpha_kept(data, pixels):
     return sum(abs(a - b) > 3 for a, b in zip(pixels, data)) / (len(data) * 3 / 4)
 
 
-def test_gatys_and_adain_through_the_warm_server(make_server, bridge_modules, tiny_adain_registry, shared_dir,
+def test_gatys_and_adain_through_the_warm_server(make_server, bridge_modules, tiny_adain_registry, default_encoder,
                                                  tmp_path):
     from PIL import Image
 

@@ -14,8 +14,7 @@ def gatys():
     return plugin_host.load_method("gatys", device="cpu", seed=0)
 
 
-@pytest.mark.shared
-def test_pil_in_pil_out_with_alpha(gatys, shared_dir):
+def test_pil_in_pil_out_with_alpha(gatys, default_encoder):
     content = Image.new("RGBA", (40, 20), (10, 200, 30, 77))
     style = Image.effect_noise((24, 24), 50).convert("RGB")
     out = gatys(content, style=style, **FAST)
@@ -23,8 +22,7 @@ def test_pil_in_pil_out_with_alpha(gatys, shared_dir):
     assert out.getchannel("A").getextrema() == (77, 77)
 
 
-@pytest.mark.shared
-def test_tensors_in_tensor_out_and_blend_weights(gatys, tiny_image, shared_dir):
+def test_tensors_in_tensor_out_and_blend_weights(gatys, tiny_image, default_encoder):
     out = gatys(tiny_image, style=[tiny_image, tiny_image.flip(-1)], style_blend=[0.2, 0.8], **FAST)
     assert isinstance(out, torch.Tensor) and out.shape == (1, 3, 21, 32)
 

@@ -63,8 +63,7 @@ def test_info_json_describes_parameters():
     assert [i["name"] for i in info["inputs"]] == ["content", "style"]
 
 
-@pytest.mark.shared
-def test_run_writes_output_and_keeps_alpha(pictures, tmp_path, shared_dir):
+def test_run_writes_output_and_keeps_alpha(pictures, tmp_path, default_encoder):
     content, style = pictures
     out = tmp_path / "result.png"
     proc = cli("run", "gatys", content, "--style", style, "-o", out, "--seed", "1", "--progress", "json", *FAST)
@@ -77,8 +76,7 @@ def test_run_writes_output_and_keeps_alpha(pictures, tmp_path, shared_dir):
     assert not list(tmp_path.glob("*.part"))
 
 
-@pytest.mark.shared
-def test_batch_folder_writes_one_output_each(pictures, tmp_path, shared_dir):
+def test_batch_folder_writes_one_output_each(pictures, tmp_path, default_encoder):
     content, style = pictures
     folder = tmp_path / "in"
     folder.mkdir()
@@ -106,8 +104,7 @@ def test_user_errors_are_one_line_without_traceback(pictures, tmp_path):
         assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.shared
-def test_sigterm_stops_cleanly_without_output(pictures, tmp_path, shared_dir):
+def test_sigterm_stops_cleanly_without_output(pictures, tmp_path, default_encoder):
     content, style = pictures
     out = tmp_path / "never.png"
     proc = subprocess.Popen([sys.executable, "-m", "plugin_host", "run", "gatys", str(content), "--style", str(style),
@@ -128,7 +125,7 @@ def test_python_module_entry_point_works():
     assert proc.returncode == 0 and proc.stdout.startswith("plugin_host ")
 
 
-def test_weights_list_prints_every_entry_with_its_kind_and_location():
+def test_weights_list_prints_every_entry_with_its_kind_and_location(default_encoder):
     proc = cli("weights", "list", check=True)
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()}
     assert rows["vgg16-caffe-hed"][1] == "encoder"

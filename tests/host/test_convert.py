@@ -151,13 +151,12 @@ def test_checkpoint_non_tensor_values(tmp_path: Path) -> None:
         load_state_dict(tmp_path / "odd.pth")
 
 
-@pytest.mark.shared
-def test_shared_vgg16_caffe_hed_loads(shared_dir: Path) -> None:
+def test_default_encoder_vgg16_caffe_hed_loads(default_encoder: Path) -> None:
     channels = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
                 (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)]
     expected = {}
     for index, (cin, cout) in zip(VGG16_CONV_INDICES, channels):
         expected[f"features.{index}.weight"] = (cout, cin, 3, 3)
         expected[f"features.{index}.bias"] = (cout,)
-    state = load_state_dict(shared_dir / "weights" / "vgg16-caffe-hed.pth", expected=expected, layout="VGG16 features")
+    state = load_state_dict(default_encoder, expected=expected, layout="VGG16 features")
     assert len(state) == 26

@@ -248,14 +248,12 @@ def _load_photo(path: Path, size: int = 64) -> torch.Tensor:
     return data.view(size, size, 3).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
-@pytest.mark.shared
-def test_real_vgg16_caffe_weights(shared_dir: Path) -> None:
-    state = torch.load(shared_dir / "weights" / "vgg16-caffe-hed.pth", map_location="cpu",
-                       weights_only=True)
+def test_real_vgg16_caffe_weights(default_encoder: Path, samples_dir: Path) -> None:
+    state = torch.load(default_encoder, map_location="cpu", weights_only=True)
     layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1"]
     enc = build_encoder("vgg16", state, "caffe", layers)
-    photo = _load_photo(shared_dir / "images" / "content" / "tubingen.jpg")
-    other = _load_photo(shared_dir / "images" / "content" / "golden_gate.jpg")
+    photo = _load_photo(samples_dir / "lighthouse.jpg")
+    other = _load_photo(samples_dir / "parrots.jpg")
     noisy = (photo + 0.02 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0)))
     with torch.no_grad():
         feats = enc(torch.cat([photo, noisy.clamp(0, 1), other]))

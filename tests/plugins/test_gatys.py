@@ -1,4 +1,4 @@
-"""Gatys method: conformance, then behaviour on real images with the real default encoder."""
+"""Gatys method: conformance, then behaviour on the bundled sample images with the real default encoder."""
 from __future__ import annotations
 
 import pytest
@@ -17,11 +17,11 @@ class TestGatysConformance(MethodConformance):
     params = FAST
 
 
-def load(shared_dir, folder, name, size):
+def load(samples_dir, name, size):
     from plugin_host.imaging.io import load_image
     from plugin_host.imaging.resize import resize_max_side
 
-    return resize_max_side(load_image(shared_dir / "images" / folder / name).rgb, size)
+    return resize_max_side(load_image(samples_dir / name).rgb, size)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,9 @@ def measure(session, content, styles, blend, output, **raw):
 
 
 @pytest.mark.slow
-@pytest.mark.shared
-def test_style_loss_drops_90_percent_and_content_stays_bounded(shared_dir, session):
-    content = load(shared_dir, "content", "tubingen.jpg", 128)
-    style = load(shared_dir, "style", "starry_night.jpg", 128)
+def test_style_loss_drops_90_percent_and_content_stays_bounded(samples_dir, session):
+    content = load(samples_dir, "lighthouse.jpg", 128)
+    style = load(samples_dir, "starry_night.jpg", 128)
     raw = {"iterations": 60, "max_size": 128}
     out = session.run("gatys", {"content": content, "style": [style]}, raw).rgb
     before = measure(session, content, [style], (1.0,), content, **raw)
@@ -58,37 +57,34 @@ def test_style_loss_drops_90_percent_and_content_stays_bounded(shared_dir, sessi
     assert after["content"] < 0.5 * pure_style["content"], (after, pure_style)
 
 
-@pytest.mark.shared
-def test_blend_weights_move_the_result_toward_each_style(shared_dir, session):
-    content = load(shared_dir, "content", "golden_gate.jpg", 48)
-    wave = load(shared_dir, "style", "great_wave.jpg", 48)
-    scream = load(shared_dir, "style", "the_scream.jpg", 48)
+def test_blend_weights_move_the_result_toward_each_style(samples_dir, session):
+    content = load(samples_dir, "parrots.jpg", 48)
+    wave = load(samples_dir, "great_wave.jpg", 48)
+    starry = load(samples_dir, "starry_night.jpg", 48)
     raw = {"iterations": 15, "max_size": 48}
     distances = []
     for weights in ((1.0, 0.0), (0.5, 0.5), (0.0, 1.0)):
-        out = session.run("gatys", {"content": content, "style": [wave, scream]}, raw,
+        out = session.run("gatys", {"content": content, "style": [wave, starry]}, raw,
                           blend_weights={"style": weights}).rgb
         distances.append(measure(session, content, [wave], (1.0,), out, **raw)["style"])
     assert distances[0] < distances[1] < distances[2], distances
 
 
-@pytest.mark.shared
-def test_single_style_blend_equals_plain_run(shared_dir):
-    content = load(shared_dir, "content", "golden_gate.jpg", 32)
-    wave = load(shared_dir, "style", "great_wave.jpg", 32)
-    scream = load(shared_dir, "style", "the_scream.jpg", 32)
+def test_single_style_blend_equals_plain_run(samples_dir):
+    content = load(samples_dir, "parrots.jpg", 32)
+    wave = load(samples_dir, "great_wave.jpg", 32)
+    starry = load(samples_dir, "starry_night.jpg", 32)
     runs = [Session(device="cpu", seed=0).run("gatys", {"content": content, "style": styles}, FAST,
                                               blend_weights=blend).rgb
-            for styles, blend in (([wave], None), ([wave, scream], {"style": (1.0, 0.0)}))]
+            for styles, blend in (([wave], None), ([wave, starry], {"style": (1.0, 0.0)}))]
     assert torch.allclose(runs[0], runs[1], atol=1e-5)
 
 
-@pytest.mark.shared
-def test_luminance_preservation_keeps_content_chroma(shared_dir, session):
+def test_luminance_preservation_keeps_content_chroma(samples_dir, session):
     from plugin_host.imaging.color import rgb_to_ycbcr
 
-    content = load(shared_dir, "content", "golden_gate.jpg", 48)
-    style = load(shared_dir, "style", "starry_night.jpg", 48)
+    content = load(samples_dir, "parrots.jpg", 48)
+    style = load(samples_dir, "starry_night.jpg", 48)
     chroma = {}
     for mode in ("none", "luminance"):
         out = session.run("gatys", {"content": content, "style": [style]},
@@ -97,32 +93,32 @@ def test_luminance_preservation_keeps_content_chroma(shared_dir, session):
     assert chroma["luminance"] < 0.01 < chroma["none"], chroma
 
 
-@pytest.mark.shared
-def test_histogram_preservation_moves_colours_toward_the_content(shared_dir, session):
-    content = load(shared_dir, "content", "golden_gate.jpg", 48)
-    style = load(shared_dir, "style", "starry_night.jpg", 48)
+def test_histogram_preservation_moves_colours_toward_the_content(samples_dir, session):
+    content = load(samples_dir, "parrots.jpg", 48)
+    style = load(samples_dir, "starry_night.jpg", 48)
     gaps = {}
+    # From the content (the default), not noise: 10 steps from noise leave the mean colour to chance (ratios
+    # 0.64-0.88 over the four sample pairs; the shared golden_gate photo's 0.08 was luck). Measured here: 0.09;
+    # 0.09-0.23 over the four pairs.
     for mode in ("none", "histogram"):
         out = session.run("gatys", {"content": content, "style": [style]},
-                          {**FAST, "iterations": 10, "init": "noise", "preserve_colors": mode}).rgb
+                          {**FAST, "iterations": 20, "preserve_colors": mode}).rgb
         gaps[mode] = (out.mean((2, 3)) - content.mean((2, 3))).abs().sum().item()
     assert gaps["histogram"] < 0.5 * gaps["none"], gaps
 
 
-@pytest.mark.shared
-def test_noise_init_is_seeded(shared_dir):
-    content = load(shared_dir, "content", "golden_gate.jpg", 32)
-    style = load(shared_dir, "style", "great_wave.jpg", 32)
+def test_noise_init_is_seeded(samples_dir):
+    content = load(samples_dir, "parrots.jpg", 32)
+    style = load(samples_dir, "great_wave.jpg", 32)
     raw = {**FAST, "init": "noise"}
     a, b, c = (Session(device="cpu", seed=s).run("gatys", {"content": content, "style": [style]}, raw).rgb
                for s in (1, 1, 2))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.shared
-def test_multiscale_and_adam_produce_full_size(shared_dir, session):
-    content = load(shared_dir, "content", "golden_gate.jpg", 64)
-    style = load(shared_dir, "style", "great_wave.jpg", 64)
+def test_multiscale_and_adam_produce_full_size(samples_dir, session):
+    content = load(samples_dir, "parrots.jpg", 64)
+    style = load(samples_dir, "great_wave.jpg", 64)
     out = session.run("gatys", {"content": content, "style": [style]},
                       {**FAST, "max_size": 64, "levels": 2, "level_iterations": 2, "optimizer": "adam"}).rgb
     assert out.shape[-2:] == content.shape[-2:]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -27,13 +28,24 @@ def _is_zip(path: Path) -> bool:
         return False
 
 
+def _is_pickle(path: Path) -> bool:
+    """Whether ``path`` starts like a pickle of protocol 2 or later (torch's legacy format does too)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1) == b"\x80"
+    except OSError:
+        return False
+
+
 def load_weights_file(path: Path) -> object:
     """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a clear WeightsError."""
     import torch
 
     path = Path(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+        with warnings.catch_warnings():  # torch warns of pickle protocols it may not read: the error says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except FileNotFoundError:
         raise WeightsError(f"weights file {path} does not exist") from None
     except OSError as err:
@@ -41,12 +53,42 @@ def load_weights_file(path: Path) -> object:
     # Arbitrary bytes make the unpickler fail in many ways (UnpicklingError, RuntimeError,
     # BadZipFile, EOFError, even KeyError); all mean the file is not weights we can load.
     except Exception as err:  # noqa: BLE001
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise WeightsError(f"{path.name} is not a PyTorch checkpoint or contains code; plugin_host loads "
-                           f"weights only ({reason})",
-                           hint=f"check that {path} is the right file and not damaged; "
-                                "re-fetch or re-import it") from None
+        raise refusal(path, err) from None
     return obj
+
+
+#: Lines of torch's weights-only refusal that speak of torch itself, not of the file.
+_BOILERPLATE = ("weights only load failed", "please file an issue", "check the documentation", "in pytorch 2.6")
+
+
+def refusal(path: Path, err: BaseException) -> WeightsError:
+    """The WeightsError for a file ``torch.load(weights_only=True)`` refused with ``err``.
+
+    A file that names a Python object (a class or function: the unpickler calls it to rebuild the
+    object, which is how a pickle runs code) is reported as possibly holding code; anything else as
+    damaged or not a weights file. torch's own advice (load with ``weights_only=False``) is left out.
+    """
+    text = str(err)
+    wanted = re.search(r"GLOBAL\s+([\w.]+)", text)
+    if wanted:
+        return WeightsError(f"{path.name} was not loaded: besides tensors it names the Python object "
+                            f"{wanted.group(1)}, which loading would call, so the file may contain code; "
+                            "plugin_host loads weights only",
+                            hint=f"use a file that holds tensors only (torch.save(model.state_dict(), ...)); "
+                                 f"if you did not make {path} yourself, delete it")
+    if "Unsupported operand" in text and _is_pickle(path):  # a pickle op it does not read: what it does is unknown
+        return WeightsError(f"{path.name} was not loaded: it is a Python pickle that is not plain weights, so it "
+                            "may contain code; plugin_host loads weights only",
+                            hint=f"use a file that holds tensors only (torch.save(model.state_dict(), ...)); "
+                                 f"if you did not make {path} yourself, delete it")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    detail = next((line for line in lines if not line.lower().startswith(_BOILERPLATE)), "")
+    detail = detail.removeprefix("WeightsUnpickler error:").strip().split(". ")[0][:200]
+    if " " not in detail:  # KeyError: 101, EOFError: say what kind of failure it was
+        detail = f"{type(err).__name__}: {detail}" if detail else type(err).__name__
+    return WeightsError(f"{path.name} is not a PyTorch weights file: it is damaged, cut short or in another "
+                        f"format ({detail})",
+                        hint=f"check that {path} is the right file and complete; re-fetch or re-import it")
 
 
 def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None = None,
@@ -80,6 +122,34 @@ def load_state_dict(path: Path, expected: Mapping[str, tuple[int, ...]] | None =
     if expected is not None:
         _check_layout(path, result, expected, layout)
     return result
+
+
+def check_weights_file(path: Path, check: str | None = None) -> None:
+    """Raise WeightsError unless ``path`` loads with ``weights_only`` as a state dict of finite tensors
+    (bare, or under ``state_dict``/``model``) and passes ``check`` (``"module:function"``, called with
+    ``path``; it checks the network's layout). For files whose digest is not known in advance."""
+    import importlib
+
+    import torch
+
+    path = Path(path)
+    obj = load_weights_file(path)
+    state = _unwrap(obj)
+    if not state:
+        raise WeightsError(f"{path.name} holds no state dict (got {type(obj).__name__})",
+                           hint="expected a file saved with torch.save(model.state_dict(), ...)")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(f"{path.name} is not a plain state dict: {str(key)[:80]!r} holds a "
+                               f"{type(value).__name__}, not a tensor",
+                               hint="expected a file saved with torch.save(model.state_dict(), ...)")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise WeightsError(f"{path.name} holds NaN or infinite values (in {str(key)[:80]!r}): the network "
+                               "would give no picture", hint="the file is damaged, or came from a training run "
+                                                             "that diverged; use another")
+    if check:
+        module, _, function = check.partition(":")
+        getattr(importlib.import_module(module), function)(path)
 
 
 def _unwrap(obj: object) -> Mapping | None:

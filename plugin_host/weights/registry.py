@@ -86,6 +86,10 @@ class WeightsEntry:
     sha256_prefix: str | None = None
     #: When upstream publishes only git's blob id (sha1 of ``"blob <size>\\0" + content``), it is checked.
     git_blob_sha1: str | None = None
+    #: ``"module:function"`` called as ``function(path)`` to check a file's contents (it raises
+    #: WeightsError if the file does not hold this network's layout). Files imported by hand for an
+    #: entry with no known digest go through it before they are installed.
+    check: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def problems(self) -> list[str]:

@@ -58,8 +58,10 @@ def file_digest(path: Path) -> str:
     return known
 
 
-def _unchecked(entry: WeightsEntry) -> bool:
+def unchecked(entry: WeightsEntry) -> bool:
+    """Whether no digest of ``entry``'s file is known (its files are checked by contents only)."""
     return entry.sha256 is None and entry.sha256_prefix is None and entry.git_blob_sha1 is None
+
 
 
 def git_blob_sha1(path: Path, chunk: int = 1 << 20) -> str:
@@ -175,7 +177,7 @@ class WeightsStore:
                 results.append(VerifyResult(name, None, "missing", f"{entry.file} not installed"))
             elif problem := self._problem(entry, found):
                 results.append(VerifyResult(name, found, "bad-digest", problem))
-            elif _unchecked(entry):
+            elif unchecked(entry):
                 results.append(VerifyResult(name, found, "unchecked", "no sha256 is known for this file"))
             else:
                 detail = (f"sha256 {entry.sha256 or entry.sha256_prefix + '…'}" if entry.sha256 or entry.sha256_prefix
@@ -184,7 +186,12 @@ class WeightsStore:
         return results
 
     def import_file(self, path: Path, name: str | None = None) -> WeightsEntry:
-        """Copy a user-supplied file into the cache; identify it by sha256, or by ``name`` and check it."""
+        """Copy a user-supplied file into the cache; identify it by sha256, or by ``name`` and check it.
+
+        For an entry with no known digest (:func:`unchecked`) the file must load with
+        ``weights_only`` as finite tensors and pass the entry's ``check`` of its layout; it is not
+        installed otherwise.
+        """
         src = Path(path)
         if not src.is_file():
             raise WeightsError(f"cannot import {src}: no such file")
@@ -205,6 +212,14 @@ class WeightsStore:
                                    hint="check that you extracted the right file and that it is complete")
         else:
             entry = self._identify(src, digest)
+        if unchecked(entry):  # nothing to compare with: at least refuse code, damage and the wrong network
+            from .checkpoint import check_weights_file
+
+            try:
+                check_weights_file(src, entry.check)
+            except WeightsError as err:
+                raise WeightsError(f"not importing {src} as {entry.name} (no digest of it is known, so its "
+                                   f"contents were checked): {err.message}", hint=err.hint) from None
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         dest = self.cache_dir / entry.file
         if not (dest.exists() and dest.samefile(src)):
@@ -249,11 +264,11 @@ class WeightsStore:
                 if blob == entry.git_blob_sha1:
                     return entry
         # Entries without a known digest can only be recognised by file name.
-        by_name = [e for e in self.entries.values() if _unchecked(e) and e.file == src.name]
+        by_name = [e for e in self.entries.values() if unchecked(e) and e.file == src.name]
         if len(by_name) == 1:
             return by_name[0]
-        unknown = sorted(e.name for e in self.entries.values() if _unchecked(e))
-        checked = sorted(f"{e.name} ({e.file})" for e in self.entries.values() if not _unchecked(e))
+        unknown = sorted(e.name for e in self.entries.values() if unchecked(e))
+        checked = sorted(f"{e.name} ({e.file})" for e in self.entries.values() if not unchecked(e))
         could = []
         if unknown:
             could.append("if it is one of the files without a known digest, name it: "

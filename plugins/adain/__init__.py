@@ -20,7 +20,7 @@ DECODERS = (
         source=UrlSource("https://github.com/naoto0804/pytorch-AdaIN/releases/download/v0.0.0/decoder.pth"),
         sha256=None, licence="MIT (naoto0804/pytorch-AdaIN)",
         description="The published AdaIN decoder, for the normalised VGG19 (adain-vgg19-normalised).",
-        extra={"encoder": "adain-vgg19-normalised"}),
+        check="plugin_host_adain.models:check_decoder_file", extra={"encoder": "adain-vgg19-normalised"}),
 )
 
 

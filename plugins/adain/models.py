@@ -27,6 +27,12 @@ def read_decoder_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
                        hint="expected a decoder state dict, or a plugin_host export with state_dict and metadata")
 
 
+def check_decoder_file(path) -> None:
+    """WeightsError unless ``path`` holds an AdaIN decoder (the check of a hand-imported decoder file)."""
+    state, metadata = read_decoder_file(path)
+    load_decoder({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, metadata or None)
+
+
 def load_encoder(ctx: RunContext, name: str) -> torch.nn.Module:
     """Any registered VGG (features up to relu4_1), or the published normalised VGG19."""
     entry = ctx.registry.weights.get(name)

@@ -155,8 +155,10 @@ def test_import_by_digest(store: WeightsStore, folders: tuple[Path, Path], tmp_p
 
 
 def test_import_by_name_checks_digest(store: WeightsStore, tmp_path: Path) -> None:
+    import torch
+
     src = tmp_path / "g.bin"
-    src.write_bytes(b"gamma has no digest")
+    torch.save({"weight": torch.ones(2)}, src)  # gamma has no digest: its contents are checked instead
     assert store.import_file(src, name="gamma").name == "gamma"
     with pytest.raises(WeightsError) as err:
         store.import_file(src, name="alpha")
@@ -348,3 +350,122 @@ def test_a_model_shipped_in_a_package_is_used_in_place(tmp_path: Path) -> None:
     shipped.write_bytes(b"tampered weights")
     with pytest.raises(WeightsError, match="wrong or damaged"):
         store.path("ink")
+
+
+# -- hostile and damaged files ---------------------------------------------------------------------
+
+def layout_check(path: Path) -> None:
+    """Test layout check (an entry's ``check``): the file must hold exactly ``weight`` of shape (2, 3)."""
+    from plugin_host.weights.checkpoint import load_state_dict
+
+    load_state_dict(path, expected={"weight": (2, 3)}, layout="test net")
+
+
+class Payload:
+    """Unpickling this runs code: it creates the file named by ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def hostile_files(folder: Path) -> dict[str, Path]:
+    """One file of each kind that must never be installed: name → path."""
+    import pickle
+
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "PAYLOAD-RAN"
+    files = {name: folder / f"{name}.pth" for name in
+             ("code", "code-legacy", "code-plain-pickle", "truncated", "random", "empty", "nan", "not-tensors",
+              "wrong-shape", "missing-key", "text")}
+    torch.save({"weight": torch.ones(2, 3), "x": Payload(marker)}, files["code"])
+    torch.save({"weight": Payload(marker)}, files["code-legacy"], _use_new_zipfile_serialization=False)
+    files["code-plain-pickle"].write_bytes(pickle.dumps({"weight": Payload(marker)}, protocol=4))
+    torch.save({"weight": torch.ones(2, 3)}, files["truncated"])
+    files["truncated"].write_bytes(files["truncated"].read_bytes()[:-40])
+    files["random"].write_bytes(os.urandom(4096))
+    files["empty"].write_bytes(b"")
+    torch.save({"weight": torch.tensor([[1.0, float("nan"), 0], [0, 0, 0]])}, files["nan"])
+    torch.save({"weight": [1, 2, 3]}, files["not-tensors"])
+    torch.save({"weight": torch.ones(3, 2)}, files["wrong-shape"])
+    torch.save({"bias": torch.ones(2, 3)}, files["missing-key"])
+    files["text"].write_text("these are not weights\n")
+    return files
+
+
+#: What each refusal must say, beyond naming the file.
+REFUSED_BECAUSE = {"code": "may contain code", "code-legacy": "may contain code",
+                   "code-plain-pickle": "may contain code", "truncated": "damaged, cut short",
+                   "random": "damaged, cut short", "empty": "damaged, cut short", "nan": "NaN",
+                   "not-tensors": "not a tensor", "wrong-shape": "wrong shapes", "missing-key": "missing keys",
+                   "text": "damaged, cut short"}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED_BECAUSE))
+def test_import_without_a_digest_refuses_hostile_files(kind: str, tmp_path: Path) -> None:
+    unverified = WeightsEntry("net", "net.pth", "encoder", "vgg16", "raw", None, None,
+                              check=f"{__name__}:layout_check")
+    store = WeightsStore({"net": unverified}, cache_dir=tmp_path / "cache", search_path=[])
+    files = hostile_files(tmp_path / "files")
+    with pytest.raises(WeightsError) as err:
+        store.import_file(files[kind], name="net")
+    message = err.value.message
+    assert str(files[kind]) in message and "no digest" in message and REFUSED_BECAUSE[kind] in message, message
+    assert "\n" not in message and "weights_only` set to `False`" not in str(err.value)
+    assert not (tmp_path / "files" / "PAYLOAD-RAN").exists()
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").iterdir())  # nothing installed
+
+
+def test_import_without_a_digest_installs_a_file_of_the_right_layout(tmp_path: Path) -> None:
+    import torch
+
+    unverified = WeightsEntry("net", "net.pth", "encoder", "vgg16", "raw", None, None,
+                              check=f"{__name__}:layout_check")
+    store = WeightsStore({"net": unverified}, cache_dir=tmp_path / "cache", search_path=[])
+    torch.save({"state_dict": {"weight": torch.ones(2, 3)}, "metadata": {"steps": 1}}, tmp_path / "mine.pth")
+    assert store.import_file(tmp_path / "mine.pth", name="net") is unverified
+    assert (tmp_path / "cache" / "net.pth").read_bytes() == (tmp_path / "mine.pth").read_bytes()
+
+
+def test_weights_only_refusal_says_plainly_that_code_was_not_loaded(tmp_path: Path) -> None:
+    from plugin_host.weights.checkpoint import load_state_dict, load_weights_file
+
+    files = hostile_files(tmp_path)
+    for kind in ("code", "code-legacy", "code-plain-pickle"):
+        with pytest.raises(WeightsError) as err:
+            load_weights_file(files[kind])
+        message = err.value.message
+        assert message.startswith(f"{kind}.pth was not loaded:") and "may contain code" in message, message
+        assert "Re-running" not in str(err.value) and "weights only" in message
+    with pytest.raises(WeightsError, match="code.pth was not loaded"):
+        load_state_dict(files["code"])
+    for kind in ("truncated", "random", "empty", "text"):
+        with pytest.raises(WeightsError, match=f"{kind}.pth is not a PyTorch weights file: it is damaged"):
+            load_weights_file(files[kind])
+    assert not (tmp_path / "PAYLOAD-RAN").exists()
+    import torch
+
+    torch.load(files["code"], weights_only=False)  # the payload is live: loading it unguarded runs it
+    assert (tmp_path / "PAYLOAD-RAN").exists()
+
+
+def test_the_published_adain_decoder_is_imported_only_with_its_layout(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from plugin_host.cli import main
+    from plugin_host_adain.net import Decoder
+
+    monkeypatch.setenv("PLUGIN_HOST_CACHE", str(tmp_path / "cache"))
+    files = hostile_files(tmp_path / "files")
+    torch.save({f"{i}.weight": torch.zeros(3) for i in range(3)}, tmp_path / "other-net.pth")
+    for bad in (*files.values(), tmp_path / "other-net.pth"):
+        assert main(["weights", "import", "--name", "adain-decoder-vgg19", str(bad)]) == 2, bad
+    assert not (tmp_path / "cache" / "decoder.pth").exists() and not (tmp_path / "files" / "PAYLOAD-RAN").exists()
+    torch.save(Decoder("vgg19").state_dict(), tmp_path / "decoder.pth")
+    assert main(["weights", "import", "--name", "adain-decoder-vgg19", str(tmp_path / "decoder.pth")]) == 0
+    assert (tmp_path / "cache" / "decoder.pth").is_file()

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..errors import ParameterError
 from .registry import UrlSource, WeightsEntry
 
 CARD_SUFFIX = ".json"
+#: Longest model name in UTF-8 bytes: NAME.pth.log.jsonl's temporary name (~30 bytes more) must fit in 255.
+MAX_NAME_BYTES = 200
+#: Characters no file name may hold on some system we run on (Windows forbids all of these).
+_FORBIDDEN = set('/\\<>:"|?*')
+_UNPRINTABLE = ("Cc", "Cf", "Cs")
 
 
 def user_models_dir() -> Path:
@@ -24,6 +31,43 @@ def user_models_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("plugin_host")) / "models"
+
+
+def printable(text: str) -> str:
+    """``text`` with control, format and surrogate characters written as escapes (``\\x1b``), so that a
+    name or path from a file cannot move the cursor, recolour or retitle the user's terminal."""
+    return "".join(ascii(ch)[1:-1] if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in text)
+
+
+def check_model_name(name: str, param: str = "name") -> str:
+    """``name`` if it can name ``NAME.pth`` inside the models folder; else ParameterError (one line).
+
+    A path separator (``../x``) would write outside the folder, a leading dot would hide the file,
+    control characters would reach terminals raw.
+    """
+    problem = None
+    bad = sorted({ch for ch in name if ch in _FORBIDDEN or unicodedata.category(ch) in _UNPRINTABLE})
+    if not name.strip():
+        problem = "is empty"
+    elif bad:
+        shown = " ".join(printable(ch) for ch in bad)
+        problem = f"holds {shown}" + (" (a path separator)" if set(bad) & {"/", "\\"} else "")
+    elif name.startswith("."):
+        problem = "starts with a dot"
+    elif len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        problem = f"is longer than {MAX_NAME_BYTES} bytes"
+    if problem:
+        raise ParameterError(param, f"'{printable(name)}' {problem}; a model name becomes a file name in "
+                             "your models folder: use letters, digits, '-' and '_' (or --out PATH to write elsewhere)")
+    return name
+
+
+def user_model_path(name: str) -> Path:
+    """``NAME.pth`` in the user models folder (created), after :func:`check_model_name`."""
+    folder = user_models_dir()
+    path = folder / f"{check_model_name(name)}.pth"
+    folder.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def card_path(model_path: Path) -> Path:

@@ -3,6 +3,7 @@ from plugin_host.builtin_weights import DEFAULT_ENCODER
 from plugin_host.errors import ParameterError
 from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam,
                                 Params, PathParam, Schema, StringParam)
+from plugin_host.weights.user_models import check_model_name
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "transposed")
@@ -44,6 +45,8 @@ def _out_or_name(params: Params) -> None:
     if params.out is None and not params.name:
         raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
                              hint="`plugin_host weights list` shows installed models")
+    if params.name:
+        check_model_name(params.name)
 
 
 _COMMON_TRAINING = (

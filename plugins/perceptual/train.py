@@ -29,7 +29,7 @@ from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total
 from plugin_host.schema import Params
 from plugin_host.training import (ImageFolder, JsonlLog, export_model, infinite_batches, init_distributed,
                                   load_checkpoint, restore, run_steps, save_checkpoint, save_grid, wrap_ddp)
-from plugin_host.weights.user_models import user_models_dir, write_card
+from plugin_host.weights.user_models import user_model_path, write_card
 
 from .degrade import degrade
 from .net import SuperResolutionNet, TransformerNet, apply_net
@@ -43,9 +43,7 @@ def _output_path(params: Params, default_name: str) -> tuple[Path, str]:
     name = params.name or default_name
     if params.out is not None:
         return Path(params.out), name
-    folder = user_models_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{name}.pth", name
+    return user_model_path(name), name  # refuses names that would leave the folder
 
 
 def _thumbnail(image: torch.Tensor, side: int = 96) -> str:

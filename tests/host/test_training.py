@@ -335,3 +335,23 @@ def test_ddp_two_processes_on_cpu(tmp_path: Path) -> None:
         optimizer.step()
     for a, b in zip(model.parameters(), ranks[0]["end"]):
         torch.testing.assert_close(a.detach(), b)
+
+
+@pytest.mark.parametrize("method,name", [("perceptual", "../escaped"), ("perceptual", "/tmp/abs"),
+                                         ("perceptual-sr", "../escaped"), ("perceptual", "bad\x1b[31m")])
+def test_train_refuses_a_model_name_that_leaves_the_models_folder(method: str, name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from plugin_host.cli import main
+
+    models = tmp_path / "deep" / "models"
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(models))
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", 40, 40)
+    style = ["--style", str(write_image(tmp_path / "style.png", 40, 40))] if method == "perceptual" else []
+    before = sorted(tmp_path.rglob("*"))
+    code = main(["train", method, *style, "--content-dir", str(photos), "--name", name, "--iterations", "1",
+                 "--crop", "32", "--batch-size", "1", "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "name" in err and "models folder" in err, err
+    assert "\x1b" not in err
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written, not even the models folder

@@ -469,3 +469,35 @@ def test_the_published_adain_decoder_is_imported_only_with_its_layout(tmp_path: 
     torch.save(Decoder("vgg19").state_dict(), tmp_path / "decoder.pth")
     assert main(["weights", "import", "--name", "adain-decoder-vgg19", str(tmp_path / "decoder.pth")]) == 0
     assert (tmp_path / "cache" / "decoder.pth").is_file()
+
+
+# -- user model names and what is printed of them --------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../x", "/abs/x", "a/b", "..\\x", "", " ", ".hidden", "x" * 201,
+                                  "red\x1b[31m", "line\nbreak", "nul\x00", "rtl\u202eexe", "c:x"])
+def test_model_names_that_would_leave_the_models_folder_are_refused(name: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin_host.errors import ParameterError
+    from plugin_host.weights.user_models import user_model_path
+
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(tmp_path / "models"))
+    with pytest.raises(ParameterError) as err:
+        user_model_path(name)
+    message = str(err.value)
+    assert "\n" not in message and "\x1b" not in message and "models folder" in message, message
+
+
+def test_model_names_users_pick_are_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin_host.weights.user_models import user_model_path
+
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(tmp_path / "models"))
+    for name in ("starry-night", "ink_wash 2", "café", "x" * 200, "v1.2"):
+        assert user_model_path(name) == tmp_path / "models" / f"{name}.pth"
+
+
+def test_printable_escapes_what_a_terminal_would_obey() -> None:
+    from plugin_host.weights.user_models import printable
+
+    assert printable("bad\x1b[31mRED\x1b]0;title\x07\n\t\u202e\udcff") == \
+        "bad\\x1b[31mRED\\x1b]0;title\\x07\\n\\t\\u202e\\udcff"
+    assert printable("café – ok") == "café – ok"

@@ -106,17 +106,18 @@ class WeightsStore:
         """First existing file for ``name`` in the search path, then the cache; not verified.
 
         A ``file:`` source that has the entry's own file name (a model shipped inside a package)
-        is used in place rather than copied into the cache.
+        is used in place rather than copied into the cache, and before the search path: a file of
+        the same name there (a user's model in the models folder) must not stand in for it.
         """
         entry = self.entry(name)
-        for folder in [*self.search_path, self.cache_dir]:
-            candidate = folder / entry.file
-            if candidate.is_file():
-                return candidate
         if isinstance(entry.source, UrlSource) and entry.source.url.startswith("file:"):
             local = Path(url2pathname(urlsplit(entry.source.url).path))
             if local.name == entry.file and local.is_file():
                 return local
+        for folder in [*self.search_path, self.cache_dir]:
+            candidate = folder / entry.file
+            if candidate.is_file():
+                return candidate
         return None
 
     def path(self, name: str, fetch: bool = True, progress: Progress | None = None,

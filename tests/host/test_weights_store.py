@@ -501,3 +501,19 @@ def test_printable_escapes_what_a_terminal_would_obey() -> None:
     assert printable("bad\x1b[31mRED\x1b]0;title\x07\n\t\u202e\udcff") == \
         "bad\\x1b[31mRED\\x1b]0;title\\x07\\n\\t\\u202e\\udcff"
     assert printable("café – ok") == "café – ok"
+
+
+def test_a_user_model_of_the_same_file_name_does_not_stand_in_for_a_shipped_one(tmp_path: Path) -> None:
+    from plugin_host.weights.user_models import installed_models, package_model, write_card
+
+    trained = tmp_path / "run" / "out.pth"
+    trained.parent.mkdir()
+    trained.write_bytes(b"shipped weights")
+    shipped = package_model(trained, tmp_path / "pkg", {"name": "mosaic", "model_kind": "style"})
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mosaic.pth").write_bytes(b"the user's own weights")
+    write_card(models / "mosaic.pth", {"name": "mosaic", "model_kind": "style"})
+    [builtin] = installed_models("style", shipped.parent, packaged=True)
+    store = WeightsStore({"mosaic": builtin}, cache_dir=tmp_path / "cache", search_path=[models])
+    assert store.path("mosaic") == shipped

@@ -203,11 +203,11 @@ def _photos(folder: Path, count: int = 4, size: int = 48) -> Path:
 
 
 @pytest.mark.parametrize("method_name", ["perceptual", "perceptual-sr"])
-def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, shared_dir, method_name):
+def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, samples_dir, default_encoder, method_name):
     from plugin_host.training import load_checkpoint
 
     photos = _photos(tmp_path / "photos")
-    style = sorted((shared_dir / "images" / "style").glob("*.jpg"))[0]
+    style = samples_dir / "starry_night.jpg"
     registry = load_registry()
     method = Session(registry=registry, device="cpu").method(method_name)
 
@@ -262,14 +262,14 @@ def test_degrade_blurs_then_downsamples():
 
 
 @pytest.mark.slow
-def test_torchrun_ddp_style_training_on_cpu_with_two_processes(tmp_path, shared_dir):
+def test_torchrun_ddp_style_training_on_cpu_with_two_processes(tmp_path, samples_dir, default_encoder):
     """`torchrun --nproc-per-node 2 -m plugin_host train perceptual` with gloo: one log, one model."""
     import os
     import subprocess
     import sys
 
     photos = _photos(tmp_path / "photos")
-    style = sorted((shared_dir / "images" / "style").glob("*.jpg"))[0]
+    style = samples_dir / "starry_night.jpg"
     out = tmp_path / "ddp.pth"
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -22,7 +22,16 @@ class MethodHandle:
         self.session = session
         self.method = session.method(name)
 
-    def __call__(self, content: Any, progress: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
+    def __call__(self, content: Any, /, progress: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
+        """Run on ``content``; ``kwargs`` are the method's inputs and parameters by name.
+
+        ``progress`` (a :class:`~plugin_host.progress.Progress`) and ``cancel`` (a
+        :class:`~plugin_host.progress.CancelToken`) are the host's keywords (``host_options``, ``call``).
+        """
+        from .host_options import CALL, check_keywords
+
+        checked = check_keywords(CALL, progress=progress, cancel=cancel)
+        progress, cancel = checked["progress"], checked["cancel"]
         images: dict[str, Any] = {self.method.content_input.name: content}
         blend: dict[str, Sequence[float]] = {}
         for spec in self.method.inputs:
@@ -46,12 +55,16 @@ class MethodHandle:
 
 
 def load_method(name: str, device: str = "auto", seed: int | None = None,
-                session: Session | None = None, precision: str = "auto") -> MethodHandle:
+                session: Session | None = None, precision: str = "auto",
+                max_pixels: int | None = None) -> MethodHandle:
     """Find the method ``name`` among the installed plugins and bind it to a device.
 
     ``precision`` is ``auto`` (bfloat16 networks where the hardware runs them natively), ``fp32``
-    or ``bf16``; see :mod:`plugin_host.precision`.
+    or ``bf16``; see :mod:`plugin_host.precision`. ``max_pixels`` caps the images read from files
+    (default 100 million). These keywords are the host options of ``host_options.SESSION``,
+    checked like the command line's.
 
     :raises plugin_host.errors.MethodNotFound: with a did-you-mean when no plugin provides it.
     """
-    return MethodHandle(session or Session(device=device, seed=seed, precision=precision), name)
+    return MethodHandle(session or Session(device=device, seed=seed, precision=precision, max_pixels=max_pixels),
+                        name)

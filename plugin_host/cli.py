@@ -15,10 +15,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .errors import Cancelled, ExitCode, PluginHostError
+from . import __version__, host_options
+from .errors import Cancelled, ExitCode, ParameterError, PluginHostError
 from .image_files import IMAGE_SUFFIXES, image_files
 from .memory import use_huge_pages
+from .method import Method
 from .plugins import Registry, load_registry
 from .progress import CancelToken, make_progress
 from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
@@ -27,8 +28,7 @@ from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
 
 # -- parser generation ---------------------------------------------------------------------
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+_flag = host_options.flag
 
 
 def _param_help(param: Param, registry: Registry) -> str:
@@ -73,33 +73,31 @@ def _add_input_arguments(parser: argparse.ArgumentParser, inputs: Sequence[Image
                                 help=f"blend weights, one per {spec.name} image (normalised to sum 1)")
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("output and runtime")
-    group.add_argument("-o", "--output", type=Path,
-                       help="output file (one input) or folder (several); default: CONTENT-METHOD.png here")
-    group.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
-    group.add_argument("--bit-depth", choices=("auto", "8", "16"), default="auto",
-                       help="auto keeps the content's depth (16-bit needs .png or .tif)")
-    group.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
-    _add_runtime_options(group)
+def _fill_run_parser(parser: argparse.ArgumentParser, method: Method, registry: Registry) -> None:
+    _add_input_arguments(parser, method.inputs)
+    add_schema_arguments(parser, method.schema, registry)
+    host_options.add_arguments(parser.add_argument_group("output and runtime"), host_options.RUN)
 
 
-def _add_runtime_options(group: Any) -> None:
-    from .devices import DEVICE_CHOICES
-    from .precision import PRECISION_CHOICES
+def _fill_train_parser(parser: argparse.ArgumentParser, method: Method, registry: Registry) -> None:
+    add_schema_arguments(parser, method.train_schema, registry)
+    host_options.add_arguments(parser.add_argument_group("runtime"), host_options.TRAIN)
 
-    group.add_argument("--device", default="auto", help=f"{'|'.join(DEVICE_CHOICES)} (default auto)")
-    group.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                       help="network arithmetic: auto is bf16 where the CPU or GPU runs it natively "
-                            "(2-4x faster), else fp32")
-    group.add_argument("--seed", type=int, help="seed for bit-identical results on the CPU")
-    group.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
-                       help="bar (terminal), json (one event per line on stderr) or none")
-    group.add_argument("-q", "--quiet", action="store_true", help="no progress and no messages")
-    group.add_argument("--max-pixels", type=int, help="largest input in pixels (default 100 million)")
+
+def _buildable(prog: str, fill: Callable[[argparse.ArgumentParser], None], drop: Callable[[str], None]) -> bool:
+    """Fill a scratch parser first: a method or command whose flags argparse refuses is dropped as
+    its plugin's failure instead of breaking every command, ``list`` included."""
+    try:
+        fill(argparse.ArgumentParser(prog=prog))
+        return True
+    except Exception as err:  # argparse.ArgumentError for clashing flags, or a plugin's own bug
+        drop(f"the options of `{prog}` cannot be built: {type(err).__name__}: {err}")
+        return False
 
 
 def build_parser(registry: Registry) -> argparse.ArgumentParser:
+    """The whole command line. A method or plugin command whose flags cannot be built moves from
+    ``registry`` to ``registry.failures`` (see :func:`_buildable`)."""
     parser = argparse.ArgumentParser(prog="plugin_host", description="Neural style filters from the command line.")
     parser.add_argument("--version", action="version", version=f"plugin_host {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -110,22 +108,23 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     info.add_argument("method")
     info.add_argument("--json", action="store_true")
 
+    for name, entry in sorted(registry.methods.items()):  # trial builds first: a failure drops the method
+        for command, fill in (("run", _fill_run_parser), ("train", _fill_train_parser)):
+            if (command == "run" or entry.method.can_train) and name in registry.methods:
+                _buildable(f"plugin_host {command} {name}", lambda p, m=entry.method, f=fill: f(p, m, registry),
+                           lambda why, n=name: registry.drop_method(n, why))
+
     run = commands.add_parser("run", help="apply a method to images", description="Apply a method to images.")
     run_methods = run.add_subparsers(dest="method", metavar="METHOD", required=True)
     for name, entry in sorted(registry.methods.items()):
-        method = entry.method
-        sub = run_methods.add_parser(name, help=method.title, description=method.description)
-        _add_input_arguments(sub, method.inputs)
-        add_schema_arguments(sub, method.schema, registry)
-        _add_run_options(sub)
+        _fill_run_parser(run_methods.add_parser(name, help=entry.method.title, description=entry.method.description),
+                         entry.method, registry)
 
     train = commands.add_parser("train", help="train a model for a method")
     train_methods = train.add_subparsers(dest="method", metavar="METHOD", required=True)
     for name, entry in sorted(registry.methods.items()):
         if entry.method.can_train:
-            sub = train_methods.add_parser(name, help=entry.method.title)
-            add_schema_arguments(sub, entry.method.train_schema, registry)
-            _add_runtime_options(sub.add_argument_group("runtime"))
+            _fill_train_parser(train_methods.add_parser(name, help=entry.method.title), entry.method, registry)
 
     weights = commands.add_parser("weights", help="list, fetch, verify or import weights files")
     weights_cmds = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
@@ -144,10 +143,12 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
 
     add_bridge_commands(commands)  # serve, gimp install|uninstall|doctor
 
-    for command in registry.commands.values():
-        sub = commands.add_parser(command.name, help=command.help)
-        command.add_arguments(sub)
-        sub.set_defaults(plugin_handler=command.handler)
+    for command in list(registry.commands.values()):
+        if _buildable(f"plugin_host {command.name}", command.add_arguments,
+                      lambda why, n=command.name: registry.drop_command(n, why)):
+            sub = commands.add_parser(command.name, help=command.help)
+            command.add_arguments(sub)
+            sub.set_defaults(plugin_handler=command.handler)
     return parser
 
 
@@ -155,7 +156,7 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
 
 def cmd_list(args: argparse.Namespace, registry: Registry) -> int:
     rows = [{"method": name, "title": e.method.title, "plugin": e.plugin.name,
-             "distribution": e.plugin.distribution, "version": e.plugin.version,
+             "distribution": e.plugin.distribution, "version": e.plugin.version, "builtin": e.plugin.builtin,
              "can_train": e.method.can_train, "status": "ok"}
             for name, e in sorted(registry.methods.items())]
     failures = [f.to_json() for f in registry.failures]
@@ -165,6 +166,7 @@ def cmd_list(args: argparse.Namespace, registry: Registry) -> int:
     width = max([len(r["method"]) for r in rows] + [6])
     for row in rows:
         origin = f"{row['plugin']} ({row['distribution']} {row['version']})" if row["distribution"] else row["plugin"]
+        origin += ", built-in" if row["builtin"] else ""
         train = ", trains" if row["can_train"] else ""
         print(f"{row['method']:<{width}}  {row['title']}  [{origin}{train}]  {row['status']}")
     if not rows:
@@ -214,6 +216,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     from .imaging.io import ensure_not_overwriting, save_image
     from .runner import Session
 
+    host_options.check_namespace(args, host_options.RUN)
     session = Session(registry, device=args.device, seed=args.seed, max_pixels=args.max_pixels,
                       precision=args.precision)
     method = session.method(args.method)
@@ -271,6 +274,7 @@ def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> lis
 def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
     from .runner import Session
 
+    host_options.check_namespace(args, host_options.TRAIN)
     local_rank = os.environ.get("LOCAL_RANK", "")
     if local_rank.isdigit() and args.device in ("auto", "cuda"):
         import torch
@@ -298,6 +302,9 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
     action = args.weights_command
     if action == "list":
         rows = store.status()
+        for row in rows:  # who registered each entry
+            owner = registry.weights_plugin.get(row["name"])
+            row["plugin"], row["builtin"] = (owner.name, owner.builtin) if owner else (None, False)
         if args.json:
             print(json.dumps(rows, indent=2, default=str))
         else:
@@ -345,7 +352,36 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     }
     handler = handlers.get(args.command) or (lambda: args.plugin_handler(args))
     with _cancel_on_signals(cancel):
-        return _guarded(handler, registry, getattr(args, "method", None), args.command)
+        typed = list(argv) if argv is not None else sys.argv[1:]
+        return _guarded(lambda: _flags_in_errors(handler, registry, args, typed), registry,
+                        getattr(args, "method", None), args.command)
+
+
+def _flags_in_errors(handler: Callable[[], int], registry: Registry, args: argparse.Namespace,
+                     typed: Sequence[str]) -> int:
+    """Name a bad parameter or host option by the flag the user typed (``--blur-sigma``), not ``blur_sigma``."""
+    try:
+        return handler()
+    except ParameterError as err:
+        flags = _flags_of(err.name, registry, args)
+        if not flags:
+            raise
+        given = next((f for f in flags if any(t == f or t.startswith(f + "=") for t in typed)), flags[0])
+        raise err.naming(given) from None
+
+
+def _flags_of(name: str, registry: Registry, args: argparse.Namespace) -> list[str]:
+    """The flags of parameter or host option ``name`` in the command that ran (none if it has none)."""
+    entry = registry.methods.get(getattr(args, "method", None) or "")
+    schema = None if entry is None else {"run": entry.method.schema, "train": entry.method.train_schema}.get(
+        args.command)
+    param = next((p for p in schema or () if p.name == name), None)
+    if param is not None:
+        return host_options.param_flags(param)
+    if args.command not in (host_options.RUN, host_options.TRAIN):
+        return []
+    owned = [o for o in host_options.options(args.command) if o.name == name]
+    return [owned[0].flag, *owned[0].flags()[:-1]] if owned else []  # the long flag first
 
 
 def _bridge() -> Any:

@@ -44,7 +44,19 @@ class ParameterError(PluginHostError):
 
     def __init__(self, name: str, message: str, hint: str | None = None) -> None:
         super().__init__(f"parameter {name!r}: {message}", hint)
-        self.name = name
+        self.name, self.detail = name, message
+
+    def naming(self, label: str) -> "ParameterError":
+        """The same error, naming the parameter as the user wrote it (``--blur-sigma``, a dialog label)."""
+        renamed = ParameterError(self.name, self.detail, self.hint)
+        renamed.message = f"{label}: {self.detail}"
+        renamed.args = (renamed.message,)
+        return renamed
+
+    def to_json(self) -> dict:
+        """Adds ``param`` (the parameter's name) and ``detail`` (the message without it), for front ends
+        that name the parameter their own way (the GIMP bridge shows its label)."""
+        return {**super().to_json(), "param": self.name, "detail": self.detail}
 
 
 class InputImageError(PluginHostError):

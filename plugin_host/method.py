@@ -10,15 +10,13 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+from .host_options import clashes
 from .schema import ImageInput, Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-#: Option names the host's own run options use; a parameter may not take them.
-RESERVED_NAMES = frozenset({"output", "output_dir", "overwrite", "device", "seed", "quiet", "progress",
-                            "bit_depth", "quality", "max_pixels", "help", "method", "json"})
 
 
 @dataclass(frozen=True)
@@ -58,8 +56,9 @@ class Method:
         found = []
         if not isinstance(self.name, str) or not NAME_PATTERN.match(self.name):
             found.append(f"name {self.name!r} must match {NAME_PATTERN.pattern}")
-        if not isinstance(self.schema, Schema):
-            found.append("schema must be a plugin_host.schema.Schema")
+        for label, schema in (("schema", self.schema), ("train_schema", self.train_schema)):
+            if not isinstance(schema, Schema):
+                found.append(f"{label} must be a plugin_host.schema.Schema")
         contents = [i for i in self.inputs if isinstance(i, ImageInput) and i.role == "content"]
         if len(contents) != 1 or not all(isinstance(i, ImageInput) for i in self.inputs):
             found.append("inputs must be ImageInput objects with exactly one of role 'content'")
@@ -73,9 +72,7 @@ class Method:
             clash = {p.name for p in self.schema} & input_names
             if clash:
                 found.append(f"names used for both an input and a parameter: {sorted(clash)}")
-            reserved = ({p.name for p in self.schema} | {i.name for i in self.inputs}) & RESERVED_NAMES
-            if reserved:
-                found.append(f"names reserved for the host's options: {sorted(reserved)}")
+            found += clashes(self)  # the host's option names, and flags given twice
         return found
 
     def resolve_run(self) -> Callable[..., Any]:

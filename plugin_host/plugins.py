@@ -3,7 +3,9 @@
 Each entry point is loaded on its own, inside its own ``try``: a plugin that fails to import,
 misspells a hook, raises in a hook or registers something invalid becomes a
 :class:`PluginFailure` and the others keep working. Built-in methods come through the same
-entry-point group as third-party ones.
+entry-point group as third-party ones, and register first whatever the names sort to, so a
+name (a method, a weights entry or its file) a built-in registers stays the built-in's: another
+plugin that registers it fails, with a reason naming both.
 
 Environment:
     ``PLUGIN_HOST_DISABLE=a,b``     entry-point names not to load.
@@ -25,6 +27,8 @@ from .method import Command, Method
 from .weights.registry import WeightsEntry
 
 ENTRY_POINT_GROUP = "plugin_host"
+#: The distribution whose entry points are the built-ins.
+HOST_DISTRIBUTION = "plugin_host"
 BUILTIN_COMMANDS = {"list", "info", "run", "train", "weights", "serve", "gimp"}
 
 
@@ -44,9 +48,17 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class PluginInfo:
+    """A loaded plugin: its entry-point name, distribution and version; ``builtin`` when plugin_host ships it."""
+
     name: str
     distribution: str | None
     version: str | None
+    builtin: bool = False
+
+    def describe(self) -> str:
+        """``plugin 'gatys' (built-in)`` or ``plugin 'x' (x-dist 1.0)``: how messages name it."""
+        origin = "built-in" if self.builtin else " ".join(p for p in (self.distribution, self.version) if p)
+        return f"plugin {self.name!r}" + (f" ({origin})" if origin else "")
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,20 @@ class Registry:
     weights: dict[str, WeightsEntry] = field(default_factory=dict)
     weights_plugin: dict[str, PluginInfo] = field(default_factory=dict)
     commands: dict[str, Command] = field(default_factory=dict)
+    commands_plugin: dict[str, PluginInfo] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+
+    def drop_method(self, name: str, reason: str) -> None:
+        """Take a registered method out, as a failure of the plugin that registered it."""
+        entry = self.methods.pop(name)
+        self.failures.append(_failure(entry.plugin, f"method {name!r}: {reason}"))
+
+    def drop_command(self, name: str, reason: str) -> None:
+        """Take a plugin's command out, as a failure of that plugin."""
+        del self.commands[name]
+        info = self.commands_plugin.pop(name, PluginInfo(name, None, None))
+        self.failures.append(_failure(info, f"command {name!r}: {reason}"))
 
     def method(self, name: str) -> Method:
         """The method called ``name``; :class:`MethodNotFound` with a did-you-mean otherwise."""
@@ -94,6 +118,21 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
+def is_builtin(entry_point: metadata.EntryPoint) -> bool:
+    """Whether ``entry_point`` comes from the plugin_host distribution itself."""
+    dist = getattr(entry_point, "dist", None)
+    return dist is not None and _canonical(dist.name) == _canonical(HOST_DISTRIBUTION)
+
+
+def builtin_entry_points() -> list[metadata.EntryPoint]:
+    """The installed entry points of the built-in plugins, without any third-party one."""
+    return [ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP) if is_builtin(ep)]
+
+
+def _canonical(name: str) -> str:
+    return name.replace("_", "-").replace(".", "-").lower()
+
+
 def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
                   extra_plugins: Iterable[tuple[str, object]] = (),
                   disabled: Iterable[str] | None = None) -> Registry:
@@ -115,9 +154,9 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
         manager.set_blocked(name)
 
     candidates: list[tuple[str, Callable[[], object], PluginInfo]] = []
-    for ep in sorted(entry_points, key=lambda e: e.name):
+    for ep in sorted(entry_points, key=lambda e: (not is_builtin(e), e.name)):  # built-ins first
         dist = getattr(ep, "dist", None)
-        info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None)
+        info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None, is_builtin(ep))
         candidates.append((ep.name, ep.load, info))
     for name, plugin in extra_plugins:
         candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None)))
@@ -158,8 +197,12 @@ def _drop_misspelt_hooks(manager: pluggy.PluginManager, registry: Registry,
 
 def _collect(hook: Any, argname: str, registry: Registry, infos: dict[str, PluginInfo],
              add: Callable[[Any, PluginInfo], None]) -> None:
-    """Call each implementation of a collection hook alone, so errors are attributed."""
-    for impl in hook.get_hookimpls():
+    """Call each implementation of a collection hook alone, so errors are attributed.
+
+    In loading order (built-ins first), not pluggy's, which a ``tryfirst`` marker could change.
+    """
+    order = {name: position for position, name in enumerate(infos)}
+    for impl in sorted(hook.get_hookimpls(), key=lambda impl: order.get(impl.plugin_name, len(order))):
         info = infos.get(impl.plugin_name, PluginInfo(impl.plugin_name, None, None))
 
         def register(item: Any, _info: PluginInfo = info) -> None:
@@ -192,8 +235,9 @@ def _method_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
             return
         problems = method.problems()
         if method.name in registry.methods:
-            owner = registry.methods[method.name].plugin.name
-            problems.append(f"method name {method.name!r} is already registered by plugin {owner!r}")
+            owner = registry.methods[method.name].plugin
+            problems.append(f"method name {method.name!r} is already registered by {owner.describe()}"
+                            + _keep_builtin(owner))
         if problems:
             _reject(registry, info, f"invalid method {method.name!r}: " + "; ".join(problems))
             return
@@ -208,7 +252,14 @@ def _weights_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
             return
         problems = entry.problems()
         if entry.name in registry.weights:
-            problems.append(f"weights name {entry.name!r} is already registered")
+            owner = registry.weights_plugin[entry.name]
+            problems.append(f"weights name {entry.name!r} is already registered by {owner.describe()}"
+                            + _keep_builtin(owner))
+        same_file = next((e for e in registry.weights.values() if e.file == entry.file and e.name != entry.name), None)
+        if same_file is not None:  # the file name is where it is cached and searched: a second owner would replace it
+            owner = registry.weights_plugin[same_file.name]
+            problems.append(f"file {entry.file!r} is already the file of weights {same_file.name!r} of "
+                            f"{owner.describe()}" + _keep_builtin(owner))
         if problems:
             _reject(registry, info, f"invalid weights entry {entry.name!r}: " + "; ".join(problems))
             return
@@ -217,14 +268,23 @@ def _weights_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
     return add
 
 
+def _keep_builtin(owner: PluginInfo) -> str:
+    return "; a plugin cannot replace what a built-in registers" if owner.builtin else ""
+
+
 def _command_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
     def add(command: Any, info: PluginInfo) -> None:
         if not isinstance(command, Command):
             _reject(registry, info, f"register_commands got {type(command).__name__}, expected Command")
-        elif command.name in BUILTIN_COMMANDS or command.name in registry.commands:
-            _reject(registry, info, f"command name {command.name!r} is already taken")
+        elif command.name in BUILTIN_COMMANDS:
+            _reject(registry, info, f"command name {command.name!r} is a command of plugin_host itself")
+        elif command.name in registry.commands:
+            owner = registry.commands_plugin[command.name]
+            _reject(registry, info, f"command name {command.name!r} is already registered by {owner.describe()}"
+                    + _keep_builtin(owner))
         else:
             registry.commands[command.name] = command
+            registry.commands_plugin[command.name] = info
     return add
 
 

@@ -67,10 +67,13 @@ class Session:
                  max_pixels: int | None = None, store: Any = None, precision: str = "auto") -> None:
         from .context import RunContext
         from .devices import select_device
+        from .host_options import SESSION, check_keywords
         from .plugins import load_registry
         from .precision import resolve_precision
         from .weights.store import WeightsStore
 
+        checked = check_keywords(SESSION, device=device, seed=seed, max_pixels=max_pixels, precision=precision)
+        device, seed, max_pixels, precision = (checked[k] for k in ("device", "seed", "max_pixels", "precision"))
         self.registry = registry if registry is not None else load_registry()
         self.store = store if store is not None else WeightsStore(self.registry.weights)
         self.max_pixels = max_pixels

@@ -230,7 +230,7 @@ class ListParam(Param):
             try:
                 items.append(self.item.coerce(part))
             except ParameterError as err:
-                raise ParameterError(self.name, str(err).split(": ", 1)[1]) from None
+                raise ParameterError(self.name, err.detail) from None
         if len(items) < self.min_length or self.max_length is not None and len(items) > self.max_length:
             most = "" if self.max_length is None else f" and at most {self.max_length}"
             raise ParameterError(self.name, f"expected at least {self.min_length}{most} items, got {len(items)}")

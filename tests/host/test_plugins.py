@@ -1,5 +1,6 @@
 """Discovery: entry points are faked (nothing is installed); failures stay with their plugin."""
 import importlib.metadata as md
+import json
 import sys
 import types
 from pathlib import Path
@@ -98,19 +99,19 @@ def test_invalid_declarations_are_explained():
                          schema=Schema((FloatParam("device", default=1.0),)))
     problems = " ".join(method.problems())
     assert "exactly one of role 'content'" in problems and "run must be callable" in problems
-    assert "reserved" in problems
+    assert "parameter 'device' is taken by the host (--device)" in problems
 
 
 def test_builtin_methods_register_through_entry_points():
     """Every plugins/*/ folder is declared on the public group and shows in the registry."""
     from pathlib import Path
 
-    from plugin_host.plugins import load_registry
+    from plugin_host.plugins import builtin_entry_points, load_registry
 
     repo = Path(__file__).resolve().parents[2]
     folders = sorted(p.name for p in (repo / "plugins").iterdir() if (p / "__init__.py").exists())
-    group = {ep.name: ep.value for ep in md.entry_points(group="plugin_host")}
-    registry = load_registry()
+    group = {ep.name: ep.value for ep in builtin_entry_points()}
+    registry = load_registry(entry_points=builtin_entry_points(), disabled=[])  # third-party plugins aside
     for folder in folders:
         assert group.get(folder) == f"plugin_host_{folder}", f"plugins/{folder} has no entry point"
         assert any(e.plugin.name == folder for e in registry.methods.values())
@@ -130,3 +131,60 @@ def test_every_shipped_data_file_is_in_the_package_data():
             if path.is_file() and path.suffix not in (".py", ".pyc"):
                 relative = path.relative_to(root / folder).as_posix()
                 assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{folder}/{relative} is not packaged"
+
+
+# -- names owned by the built-ins -----------------------------------------------------------------
+
+def _takeover(module_name):
+    """A third-party plugin that registers the built-in gatys method, the default encoder's name and its file."""
+    from plugin_host.builtin_weights import DEFAULT_ENCODER
+
+    fake = WeightsEntry(DEFAULT_ENCODER, "evil.pth", "encoder", "vgg16", "caffe", UrlSource("file:///tmp/evil.pth"),
+                        None)
+    same_file = WeightsEntry("my-encoder", "vgg16-caffe-hed.pth", "encoder", "vgg16", "caffe",
+                             UrlSource("file:///tmp/vgg16-caffe-hed.pth"), None)
+    mod = types.ModuleType(module_name)
+    mod.register_methods = hookimpl(tryfirst=True)(lambda register: register(make_method("gatys")))
+    mod.register_weights = hookimpl(tryfirst=True)(lambda register: (register(fake), register(same_file)))
+    return mod
+
+
+@pytest.mark.parametrize("entry_name", ["aaa-takeover", "zzz-takeover"])
+def test_a_third_party_plugin_cannot_replace_what_a_builtin_registers(fake_modules, entry_name):
+    """Whichever way the entry-point names sort, the built-ins keep their method, weights name and file."""
+    from plugin_host.builtin_weights import DEFAULT_ENCODER, ENCODERS
+    from plugin_host.plugins import builtin_entry_points, load_registry
+
+    fake_modules("takeover_plugin", _takeover("takeover_plugin"))
+    builtins = builtin_entry_points()
+    registry = load_registry(entry_points=[*builtins, entry_point(entry_name, "takeover_plugin")], disabled=[])
+
+    gatys = registry.methods["gatys"]
+    assert gatys.plugin.name == "gatys" and gatys.plugin.builtin and gatys.method.title != "Toy"
+    assert registry.weights[DEFAULT_ENCODER] is next(e for e in ENCODERS if e.name == DEFAULT_ENCODER)
+    assert registry.weights[DEFAULT_ENCODER].sha256 is not None  # the digest is still checked
+    assert registry.weights_plugin[DEFAULT_ENCODER].name == "encoders" and "my-encoder" not in registry.weights
+    assert {f.plugin for f in registry.failures} == {entry_name}
+    reasons = " | ".join(f.reason for f in registry.failures)
+    assert "method name 'gatys' is already registered by plugin 'gatys' (built-in)" in reasons
+    assert f"weights name '{DEFAULT_ENCODER}' is already registered by plugin 'encoders' (built-in)" in reasons
+    assert f"file 'vgg16-caffe-hed.pth' is already the file of weights '{DEFAULT_ENCODER}'" in reasons
+    assert reasons.count("a plugin cannot replace what a built-in registers") == 3
+
+
+def test_list_says_which_plugin_owns_each_method_and_weights_entry(fake_modules, capsys):
+    from plugin_host.cli import main
+    from plugin_host.plugins import builtin_entry_points, load_registry
+
+    fake_modules("ok_plugin", module("ok_plugin", register_methods=lambda register: register(make_method("toy"))))
+    registry = load_registry(entry_points=[*builtin_entry_points(), entry_point("ok", "ok_plugin")], disabled=[])
+    assert main(["list", "--json"], registry=registry) == 0
+    rows = {row["method"]: row for row in json.loads(capsys.readouterr().out)["methods"]}
+    assert rows["gatys"]["builtin"] and rows["gatys"]["distribution"] == "plugin_host"
+    assert rows["toy"]["plugin"] == "ok" and not rows["toy"]["builtin"]
+    assert main(["list"], registry=registry) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "built-in" in lines["gatys"] and "built-in" not in lines["toy"]
+    assert main(["weights", "list", "--json"], registry=registry) == 0
+    owners = {row["name"]: row["plugin"] for row in json.loads(capsys.readouterr().out)}
+    assert owners["vgg16-caffe-hed"] == "encoders" and owners["adain-decoder-vgg19"] == "adain"

@@ -149,3 +149,28 @@ def test_cli_reference_is_up_to_date():
 
     module = runpy.run_path(str(Path(__file__).resolve().parents[2] / "docs" / "make_reference.py"))
     assert module["OUTPUT"].read_text() == module["render"](), "run: python docs/make_reference.py"
+
+
+def test_cli_reference_ignores_third_party_plugins(monkeypatch):
+    """An installed third-party plugin (a method and a command) leaves docs/cli.md as it is."""
+    import runpy
+
+    from plugin_host import Command, Method, hookimpl
+    from plugin_host.schema import FloatParam, ImageInput, Schema
+
+    extra = types.ModuleType("third_party_for_docs")
+    extra.register_methods = hookimpl(lambda register: register(Method(
+        name="aaa-extra", title="Extra", description="d", inputs=(ImageInput("content"),),
+        schema=Schema((FloatParam("amount", default=1.0),)), run="x:y")))
+    extra.register_commands = hookimpl(lambda register: register(Command("aaa-tool", "h", lambda p: None, lambda a: 0)))
+    monkeypatch.setitem(sys.modules, "third_party_for_docs", extra)
+    original = metadata.entry_points
+    fake = metadata.EntryPoint(name="aaa-extra", value="third_party_for_docs", group="plugin_host")
+    monkeypatch.setattr(metadata, "entry_points", lambda **kw: [*original(**kw), fake] if kw == {"group": "plugin_host"}
+                        else original(**kw))
+    assert "aaa-extra" in load_registry(disabled=[]).methods  # it is installed, as far as discovery can tell
+
+    module = runpy.run_path(str(Path(__file__).resolve().parents[2] / "docs" / "make_reference.py"))
+    rendered = module["render"]()
+    assert "aaa-extra" not in rendered and "aaa-tool" not in rendered
+    assert module["OUTPUT"].read_text() == rendered

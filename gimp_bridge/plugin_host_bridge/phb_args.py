@@ -34,6 +34,18 @@ def menu_label(method: dict) -> str:
     return (method.get("title") or method["name"]) + "..."
 
 
+def error_message(method: dict, error) -> str:
+    """The host's error as the dialog's user should read it: a bad parameter named by its label
+    ("Blur σ: out of range …"), not by the Python name the host knows it by."""
+    named = {spec["name"]: spec.get("label") or spec["name"]
+             for spec in [*method.get("params", []), *method.get("inputs", [])]}
+    param, detail = getattr(error, "param", None), getattr(error, "detail", None)
+    if param not in named or not detail:
+        return str(error)
+    hint = getattr(error, "hint", None)
+    return f"{named[param]}: {detail}" + (f"\nHint: {hint}" if hint else "")
+
+
 def _slot_name(input_name: str, slot: int, suffix: str) -> str:
     return canonical(input_name) + ("" if slot == 0 else f"-{slot + 1}") + "-" + suffix
 

@@ -23,18 +23,26 @@ READ_TIMEOUT_S = 60.0  # the server sends a heartbeat every second while a job r
 
 
 class HostError(Exception):
-    """A failure to show the user as is: ``message``, optional ``hint``, ``kind`` from the host."""
+    """A failure to show the user as is: ``message``, optional ``hint``, ``kind`` from the host.
 
-    def __init__(self, message: str, hint: str | None = None, kind: str = "error") -> None:
+    A bad parameter also has ``param`` (its name) and ``detail`` (the message without the name), so
+    the dialog can name it by its label (:func:`phb_args.error_message`).
+    """
+
+    def __init__(self, message: str, hint: str | None = None, kind: str = "error", param: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.message, self.hint, self.kind = message, hint, kind
+        self.param, self.detail = param, detail
 
     def __str__(self) -> str:
         return self.message + (f"\nHint: {self.hint}" if self.hint else "")
 
     @classmethod
     def from_json(cls, data: dict, fallback: str = "the host failed") -> "HostError":
-        return cls(str(data.get("error") or fallback), data.get("hint"), str(data.get("kind") or "error"))
+        param, detail = data.get("param"), data.get("detail")
+        return cls(str(data.get("error") or fallback), data.get("hint"), str(data.get("kind") or "error"),
+                   param if isinstance(param, str) else None, detail if isinstance(detail, str) else None)
 
 
 class Cancelled(HostError):

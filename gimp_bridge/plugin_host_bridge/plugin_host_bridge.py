@@ -231,7 +231,7 @@ def run(procedure, run_mode, image, drawables, config, data):
     except phb_client.Cancelled:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except phb_client.HostError as err:
-        return fail(procedure, f"{title}: {err}")
+        return fail(procedure, f"{title}: {phb_args.error_message(method, err)}")
     except Exception as err:  # never let GIMP see a crash: say what broke
         return fail(procedure, f"{title}: the GIMP bridge failed: {type(err).__name__}: {err}")
     finally:

@@ -1,6 +1,7 @@
 """The GIMP 3 rig (../shared/gimp3): opt-in locally with ``-m gimp``, a separate step in CI.
 
-When the rig cannot start, these tests fail with the reason; they never skip. AdaIN runs with a
+When the rig cannot start (no shared folder included), these tests fail with the reason; they never
+skip. GIMP runs the host from the virtual environment running pytest (``sys.prefix``), wherever it is. AdaIN runs with a
 tiny random decoder contributed by a throwaway plugin (a dist-info on PYTHONPATH, seen by the
 install and by the server GIMP starts), so the tests do not depend on trained weights.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +35,10 @@ PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
 
 
 @pytest.fixture(scope="session")
-def gimp_rig(shared_dir: Path) -> Path:
+def gimp_rig() -> Path:
     """The folder holding run-in-gimp.sh, with the chroot built (setup-chroot.sh is idempotent)."""
-    rig = shared_dir / "gimp3"
+    shared = Path(os.environ.get("PLUGIN_HOST_SHARED") or REPO.parent / "shared")
+    rig = shared / "gimp3"
     if not (rig / "run-in-gimp.sh").is_file():
         pytest.fail(f"no GIMP rig at {rig}: the shared folder must hold gimp3/run-in-gimp.sh", pytrace=False)
     if os.geteuid() != 0:
@@ -57,7 +60,7 @@ class GimpRun:
 
     def command(self, batch_file: Path, *extra: str, mode: str = "server") -> list[str]:
         return [str(self.rig / "run-in-gimp.sh"), "-p", str(self.gimp_dir / "plug-ins"), "-w", str(self.work),
-                "--venv", str(REPO / ".venv"), "--ro-bind", str(REPO), "--ro-bind", str(self.shared),
+                "--venv", sys.prefix, "--ro-bind", str(REPO), "--ro-bind", str(self.shared),
                 "-e", f"PLUGIN_HOST_WEIGHTS_PATH={self.shared / 'weights'}", "-e", "PLUGIN_HOST_CACHE=/work/cache",
                 "-e", "PLUGIN_HOST_SERVER_FILE=/work/run/server.json", "-e", "PYTHONPATH=/work/testplug",
                 "-e", f"PLUGIN_HOST_BRIDGE_MODE={mode}", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
@@ -70,15 +73,18 @@ class GimpRun:
 
 
 @pytest.fixture
-def gimp_run(gimp_rig: Path, shared_dir: Path, tmp_path: Path) -> GimpRun:
+def gimp_run(gimp_rig: Path, tmp_path: Path) -> GimpRun:
+    if sys.prefix == sys.base_prefix:
+        pytest.fail(f"the GIMP rig runs the host from a virtual environment; {sys.executable} is not in one: "
+                    "run pytest with the venv's python", pytrace=False)
     work = tmp_path / "work"
     work.mkdir()
     plugin = _tiny_plugin(work / "testplug")
-    install = subprocess.run([str(REPO / ".venv" / "bin" / "plugin_host"), "gimp", "install", "--gimp-dir",
+    install = subprocess.run([sys.executable, "-m", "plugin_host", "gimp", "install", "--gimp-dir",
                               str(tmp_path / "gimp")], env=dict(os.environ, PYTHONPATH=str(plugin)),
                              capture_output=True, text=True, timeout=120)
     assert install.returncode == 0, install.stderr
-    return GimpRun(gimp_rig, shared_dir, tmp_path / "gimp", work)
+    return GimpRun(gimp_rig, gimp_rig.parent, tmp_path / "gimp", work)
 
 
 def _tiny_plugin(folder: Path) -> Path:

@@ -53,6 +53,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PLUGIN_HOST_WEIGHTS_PATH"] = os.pathsep.join([*folders, str(_ENCODER_DIR)])
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses ``shared_dir`` carries the ``shared`` marker, so ``-m "not shared"`` leaves it out."""
+    for item in items:
+        if "shared_dir" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared") is None:
+            item.add_marker(pytest.mark.shared)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _default_encoder_available() -> None:
     """Make the default encoder findable before any test builds a store (many use it without asking)."""

@@ -1,6 +1,6 @@
 """End to end in a real GIMP 3: install the bridge, run two methods through the PDB, check pixels.
 
-Batch mode inside ../shared/gimp3's chroot, with this checkout's venv mounted. The server is
+Batch mode inside ../shared/gimp3's chroot, with the venv running pytest mounted. The server is
 started by the bridge itself on the first call and reused by the next ones. Gatys uses the real
 default encoder at 32 px; AdaIN the tiny decoder from conftest.py.
 """

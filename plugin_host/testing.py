@@ -1,7 +1,10 @@
 """Conformance checks for method plugins, shipped as a pytest plugin (entry point ``pytest11``).
 
-Subclass :class:`MethodConformance` in your plugin's tests and set ``method_name`` and a
-cheap ``params`` configuration; pytest then checks that your method declares a sound
+Two ways to run them. Without writing a test: ``pytest --plugin-host-conformance`` runs them
+over every installed method (with its default parameters), ``--plugin-host-conformance=a,b``
+over the methods named; a plugin that failed to load is a failed test. Or subclass
+:class:`MethodConformance` in your plugin's tests and set ``method_name`` and a cheap
+``params`` configuration. Either way pytest checks that the method declares a sound
 schema, runs on a small image on the CPU, reports progress, honours cancel and is
 deterministic with a seed::
 
@@ -20,9 +23,14 @@ Importing this module does not import torch; the checks do.
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 
 import pytest
+
+if TYPE_CHECKING:  # pragma: no cover
+    from plugin_host.plugins import PluginFailure
 
 
 class MethodConformance:
@@ -109,3 +117,52 @@ class MethodConformance:
             method = session.method(self.method_name)
             outputs.append(session.run(self.method_name, self.images(method), self.params).rgb)
         assert torch.equal(outputs[0], outputs[1])
+
+
+# -- the pytest plugin: ``pytest --plugin-host-conformance[=METHODS]`` -----------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("plugin_host").addoption(
+        "--plugin-host-conformance", metavar="METHODS", nargs="?", const="all", default=None,
+        help="also run plugin_host's conformance checks on the installed methods: all of them (the default) "
+             "or a comma-separated list of names, each with its default parameters; a plugin that failed "
+             "to load is a failed test")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect, so that they apply to these tests too
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    chosen = config.getoption("plugin_host_conformance", None)
+    if chosen is not None:
+        items.extend(_conformance_items(session, chosen))
+
+
+def _conformance_items(session: pytest.Session, chosen: str) -> Iterator[pytest.Item]:
+    """One ``conformance[METHOD]`` class of tests per chosen method, one failing test per failed plugin."""
+    from plugin_host.errors import MethodNotFound
+    from plugin_host.plugins import load_registry
+
+    registry = load_registry()
+    if chosen.strip() in ("", "all"):
+        names, failures = sorted(registry.methods), list(registry.failures)
+    else:
+        names, failures = [n.strip() for n in chosen.split(",") if n.strip()], []
+        for name in names:
+            try:
+                registry.method(name)
+            except MethodNotFound as err:
+                raise pytest.UsageError(f"--plugin-host-conformance: {err.message}; {err.hint}") from None
+    module = pytest.Module.from_parent(session, path=Path(__file__), nodeid="plugin_host")
+    module.obj = sys.modules[__name__]  # this module, already imported: no second import by path
+    classes = [type(f"conformance[{name}]", (MethodConformance,), {"method_name": name}) for name in names]
+    classes += [_failed_plugin(failure) for failure in failures]
+    for cls in classes:
+        node = pytest.Class.from_parent(module, name=cls.__name__)
+        node.obj = cls
+        yield from session.genitems(node)
+
+
+def _failed_plugin(failure: "PluginFailure") -> type:
+    def test_plugin_loads(self: Any) -> None:
+        pytest.fail(f"plugin {failure.plugin!r} failed: {failure.reason}", pytrace=False)
+
+    return type(f"conformance[plugin {failure.plugin}]", (), {"test_plugin_loads": test_plugin_loads})

@@ -34,8 +34,9 @@ def register_methods(register: "Callable[[Method], None]") -> None:
     Called once when the host loads its plugins, before any method runs.
 
     :param register: call ``register(Method(...))`` for each method. An invalid declaration
-        (bad name, a name another plugin already took, an ill-formed schema, a ``run`` that
-        is neither callable nor a ``"module:function"`` string) is not registered: it is
+        (bad name, a name another plugin already took, an ill-formed schema, a name or flag
+        the host's options own, a ``run`` that is neither callable nor a ``"module:function"``
+        string) is not registered: it is
         recorded as a failure of your plugin, shown by ``plugin_host list``, and the rest of
         your plugin keeps working. ``register`` itself returns ``None`` and does not raise.
     :return: nothing; return values are ignored.
@@ -51,8 +52,9 @@ def register_weights(register: "Callable[[WeightsEntry], None]") -> None:
     Called once when the host loads its plugins. Entries appear in ``plugin_host weights
     list`` and as choices of every :class:`~plugin_host.schema.ModelParam` of their kind.
 
-    :param register: call ``register(WeightsEntry(...))`` per file. Names are global: a name
-        another plugin registered is rejected with a reason.
+    :param register: call ``register(WeightsEntry(...))`` per file. Names and file names are
+        global: one another plugin registered is rejected with a reason. The built-in plugins
+        register first, so theirs can never be taken.
     :return: nothing.
 
     .. versionadded:: 0.1

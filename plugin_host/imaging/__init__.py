@@ -10,7 +10,7 @@ from .color import (COLOR_MODES, match_color_statistics, match_histograms, prese
 from .io import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, SAVE_FORMATS, LoadedImage, ensure_not_overwriting,
                  from_pil, load_image, max_pixels_from_env, save_image, to_pil)
 from .normalize import CONVENTIONS, EncoderNormalize, from_encoder_input, to_encoder_input
-from .resize import resize_max_side, resize_to, scale
+from .resize import pad_to_min_side, resize_max_side, resize_to, scale
 from .tiling import tile_grid, tiled_apply
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
     "LoadedImage", "load_image", "save_image", "from_pil", "to_pil", "ensure_not_overwriting",
     "max_pixels_from_env", "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "SAVE_FORMATS",
     # resize
-    "resize_max_side", "resize_to", "scale",
+    "resize_max_side", "resize_to", "scale", "pad_to_min_side",
     # normalize
     "CONVENTIONS", "to_encoder_input", "from_encoder_input", "EncoderNormalize",
     # color

@@ -5,6 +5,7 @@ Bilinear with ``antialias=True`` only averages, so values stay in the input's ra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -51,3 +52,29 @@ def scale(image: torch.Tensor, factor: float) -> torch.Tensor:
         raise ValueError(f"factor: expected a number > 0, got {factor!r}")
     height, width = image.shape[-2:]
     return resize_to(image, (max(1, round(height * factor)), max(1, round(width * factor))))
+
+
+def pad_to_min_side(image: torch.Tensor, min_side: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """Pad ``image`` (B, C, H, W) so both sides are at least ``min_side``, for networks that need a
+    minimum size; returns the padded image and ``crop_back``, which cuts a result of it back to the
+    part that shows ``image``.
+
+    The edge pixels are repeated, evenly on both sides, so the image stays centred and a 1×1 input
+    becomes a flat patch of its colour. ``crop_back`` accepts the result at any scale (a ×4
+    super-resolution of the padded image too). An image already large enough comes back unchanged.
+    """
+    check_image(image)
+    check_positive_int(min_side, "min_side")
+    height, width = image.shape[-2:]
+    pad_h, pad_w = max(0, min_side - height), max(0, min_side - width)
+    if not (pad_h or pad_w):
+        return image, lambda result: result
+    top, left = pad_h // 2, pad_w // 2
+    padded = F.pad(image, (left, pad_w - left, top, pad_h - top), mode="replicate")
+
+    def crop_back(result: torch.Tensor) -> torch.Tensor:
+        scale_h, scale_w = result.shape[-2] / padded.shape[-2], result.shape[-1] / padded.shape[-1]
+        y0, x0 = round(top * scale_h), round(left * scale_w)
+        return result[..., y0:y0 + max(1, round(height * scale_h)), x0:x0 + max(1, round(width * scale_w))]
+
+    return padded, crop_back

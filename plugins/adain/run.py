@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from plugin_host.context import RunContext
 from plugin_host.errors import InputImageError
 from plugin_host.imaging.color import match_color_statistics, preserve_luminance
-from plugin_host.imaging.resize import resize_max_side, resize_to
+from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to
 from plugin_host.imaging.tiling import tiled_apply
 from plugin_host.losses import mean_std
 from plugin_host.runner import Inputs
@@ -30,11 +30,13 @@ ENCODE_CONTEXT = 64  # pixels of the neighbouring image around a tile while it i
 # feature pixels (26 px) around an output pixel, so the pixels kept never see a tile's edge.
 TILE_OVERLAP = 128
 MIN_TILE = 128
+MIN_SIDE = 2 * STRIDE  # the decoder's first reflection padding needs a relu4_1 map of 2x2 at least
 
 
 def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
-    content = resize_max_side(inputs["content"], params.content_size or None)
-    styles = [resize_max_side(s, params.style_size or None) for s in inputs["style"]]
+    original = resize_max_side(inputs["content"], params.content_size or None)
+    content, crop_back = pad_to_min_side(original, MIN_SIDE)
+    styles = [pad_to_min_side(resize_max_side(s, params.style_size or None), MIN_SIDE)[0] for s in inputs["style"]]
     if params.preserve_colors == "histogram":
         styles = [match_color_statistics(style, content) for style in styles]
     encoder, decoder = load_models(ctx, params.decoder)
@@ -46,7 +48,8 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
             stats.append(mean_std(encode(encoder, style)[FEATURE_LAYER]))
             ctx.progress.advance()
     weights = torch.tensor(inputs.blend_weights("style"), device=content.device, dtype=content.dtype)
-    masks = _masks(inputs, len(styles), content)
+    masks = _masks(inputs, len(styles), original)
+    masks = None if masks is None else pad_to_min_side(masks, MIN_SIDE)[0]
 
     def stylise(features: torch.Tensor, content_stats=None, regions=None) -> torch.Tensor:
         target = _transfer(features, stats, weights, content_stats, regions)
@@ -78,9 +81,9 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
             out = tiled_apply(stacked, decode_tile, tile=small, overlap=min(TILE_OVERLAP // STRIDE, small // 4),
                               scale=STRIDE, cancel=ctx.cancel, progress=ctx.progress, stage="decode tiles")
             out = out[..., :height, :width].to(content.device)
-    out = out.clamp(0, 1)
+    out = crop_back(out).clamp(0, 1)
     if params.preserve_colors == "luminance":
-        out = preserve_luminance(out, content)
+        out = preserve_luminance(out, original)
     return out
 
 

@@ -16,7 +16,7 @@ import torch
 from plugin_host.context import RunContext
 from plugin_host.imaging.color import match_color_statistics, preserve_luminance
 from plugin_host.imaging.io import load_image
-from plugin_host.imaging.resize import resize_max_side, resize_to
+from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to
 from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
 from plugin_host.memory import large_blocks_mapped
 from plugin_host.optim import LBFGS
@@ -25,6 +25,7 @@ from plugin_host.schema import Params
 
 ADAM_LEARNING_RATE = 0.02
 LBFGS_HISTORY = 10  # two image-sized float32 tensors per pair: 60 MiB at 512² (scipy L-BFGS-B also keeps 10)
+MIN_SIDE = 16  # four 2x poolings before relu5_1: smaller pictures are padded to this and cropped back
 
 
 @dataclass
@@ -34,7 +35,8 @@ class Targets:
 
 
 def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
-    content = resize_max_side(inputs["content"], params.max_size)
+    original = resize_max_side(inputs["content"], params.max_size)
+    content, crop_back = pad_to_min_side(original, MIN_SIDE)
     styles = list(inputs["style"])
     if params.preserve_colors == "histogram":
         # Recolour the styles to the content's palette first (Gatys et al. 2017, colour matching).
@@ -55,8 +57,9 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
             steps = params.iterations if last else params.level_iterations
             image = optimise(image, encoder, targets, params, ctx, steps, f"level {level + 1}/{len(sizes)}")
 
+    image = crop_back(image)
     if params.preserve_colors == "luminance":
-        image = preserve_luminance(image, content)
+        image = preserve_luminance(image, original)
     return image.clamp(0, 1)
 
 
@@ -116,7 +119,8 @@ def total_loss(image: torch.Tensor, encoder, targets: Targets, params: Params) -
 
 def optimise(image: torch.Tensor, encoder, targets: Targets, params: Params, ctx: RunContext, steps: int,
              stage: str) -> torch.Tensor:
-    image = image.detach().clone().requires_grad_(True)
+    # L-BFGS flattens the gradient with view(): a 1x1 image upsampled comes out channels-last and refuses it
+    image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
     if params.optimizer == "lbfgs":
         optimizer = LBFGS([image], lr=params.learning_rate or 1.0, max_iter=1, history_size=LBFGS_HISTORY)
     else:

@@ -5,7 +5,7 @@ import torch
 
 from plugin_host.context import RunContext
 from plugin_host.imaging.color import preserve_colors
-from plugin_host.imaging.resize import resize_max_side, resize_to, scale
+from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to, scale
 from plugin_host.imaging.tiling import frozen_instance_norm, tiled_apply
 from plugin_host.runner import Inputs
 from plugin_host.schema import Params
@@ -20,10 +20,18 @@ TILE_OVERLAP = 128
 #: Longest side (in output pixels) of the copy whose instance-norm statistics all tiles share;
 #: below it the statistics are exactly those of the untiled run.
 STATS_SIDE = 1536
+#: The networks' 9x9 reflection padding needs 5 px, their two stride-2 stages sizes divisible by 4:
+#: smaller pictures are padded to this and cropped back.
+MIN_SIDE = 8
 
 
 def forward(net: torch.nn.Module, image: torch.Tensor, tile: int, ctx: RunContext, factor: int = 1) -> torch.Tensor:
     """``apply_net`` on the whole image, or tile by tile when it is larger than ``tile`` (input pixels)."""
+    padded, crop_back = pad_to_min_side(image, MIN_SIDE)
+    return crop_back(_forward(net, padded, tile, ctx, factor))
+
+
+def _forward(net: torch.nn.Module, image: torch.Tensor, tile: int, ctx: RunContext, factor: int) -> torch.Tensor:
     ctx.cancel.raise_if_cancelled()
     with torch.no_grad():
         if not tile or max(image.shape[-2:]) <= tile:

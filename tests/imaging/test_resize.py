@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from plugin_host.imaging import resize_max_side, resize_to, scale
+from plugin_host.imaging import pad_to_min_side, resize_max_side, resize_to, scale
 
 
 def _checkerboard(height: int, width: int) -> torch.Tensor:
@@ -92,3 +92,25 @@ class TestScale:
     def test_bad_factor(self, factor):
         with pytest.raises(ValueError, match="factor"):
             scale(torch.rand(1, 3, 8, 8), factor)
+
+
+class TestPadToMinSide:
+    @pytest.mark.parametrize("size", [(1, 1), (3, 1), (1, 256), (5, 7), (16, 16)])
+    def test_pads_centred_and_crops_back_exactly(self, size):
+        image = torch.rand(1, 3, *size)
+        padded, crop_back = pad_to_min_side(image, 16)
+        assert min(padded.shape[-2:]) >= 16 and max(padded.shape[-2:]) == max(16, *size)
+        assert torch.equal(crop_back(padded), image)
+        if size == (1, 1):  # edge pixels repeated: a flat patch of the one colour
+            assert torch.equal(padded, image.expand(1, 3, 16, 16))
+
+    def test_crop_back_follows_the_result_scale(self):
+        image = torch.rand(1, 3, 2, 5)
+        padded, crop_back = pad_to_min_side(image, 8)
+        upscaled = F.interpolate(padded, scale_factor=4, mode="nearest")
+        assert torch.equal(crop_back(upscaled), F.interpolate(image, scale_factor=4, mode="nearest"))
+
+    def test_large_enough_is_the_same_tensor(self):
+        image = torch.rand(1, 3, 20, 30)
+        padded, crop_back = pad_to_min_side(image, 16)
+        assert padded is image and crop_back(image) is image

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from . import __version__, host_options
 from .errors import Cancelled, ExitCode, ParameterError, PluginHostError
-from .image_files import IMAGE_SUFFIXES, image_files
+from .image_files import IMAGE_SUFFIXES, check_input_file, folder_images, path_error
 from .memory import use_huge_pages
 from .method import Method
 from .plugins import Registry, load_registry
@@ -196,24 +196,22 @@ def cmd_info(args: argparse.Namespace, registry: Registry) -> int:
 
 
 def expand_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Files as given; folders become their image files, sorted."""
-    from .errors import InputImageError
-
+    """Files as given (each checked to be a regular file); folders become their image files, sorted."""
     found: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            found.extend(image_files(path))
-        elif path.exists():
-            found.append(path)
-        else:
-            raise InputImageError(f"no such file or folder: {str(path)!r}")
-    if not found:
-        raise InputImageError("no input images found", hint="give image files or folders containing them")
+        found.extend(folder_images(path) if _is_folder(path) else [check_input_file(path)])
     return found
 
 
+def _is_folder(path: Path, what: str = "input") -> bool:
+    try:
+        return path.is_dir()
+    except OSError as exc:  # a name too long, a folder on the way not searchable
+        raise path_error(path, exc, what) from exc
+
+
 def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
-    from .imaging.io import ensure_not_overwriting, save_image
+    from .imaging.io import check_output_path, ensure_not_overwriting, save_image
     from .runner import Session
 
     host_options.check_namespace(args, host_options.RUN)
@@ -227,8 +225,9 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     blends = {s.name: _parse_blend(getattr(args, s.name + "_blend"), s.name)
               for s in method.inputs if s.weighted and getattr(args, s.name + "_blend", None)}
     outputs = _plan_outputs(contents, args.output, method.name)
-    every_input = contents + [p for v in extra.values() if v for p in v]
-    for out in outputs:
+    every_input = contents + [check_input_file(p) for v in extra.values() if v for p in v]
+    for out in outputs:  # every output checked before the first run: none fails after minutes of work
+        check_output_path(out)
         ensure_not_overwriting(out, every_input, args.overwrite)
     progress = make_progress("none" if args.quiet else args.progress)
     for content, out in zip(contents, outputs):
@@ -257,13 +256,16 @@ def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> lis
     from .errors import InputImageError
     from .runner import output_path_for
 
-    if len(contents) == 1 and output is not None and not output.is_dir():
+    if len(contents) == 1 and output is not None and not _is_folder(output, "output"):
         return [output]
     folder = output or Path.cwd()
     if len(contents) > 1 and output is not None and output.suffix.lower() in IMAGE_SUFFIXES:
         raise InputImageError(f"{len(contents)} inputs but -o names one file ({output})",
                               hint="give -o a folder for several inputs")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise path_error(folder, exc, "output folder") from exc
     outputs = [output_path_for(c, folder, method) for c in contents]
     if len(set(outputs)) != len(outputs):
         raise InputImageError("two inputs have the same file name and would write the same output",

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 from .errors import ParameterError
+from .image_files import shown_path
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -176,7 +177,11 @@ class PathParam(Param):
                 return None
             raise self.fail(value, "a file is required, got")
         path = Path(value).expanduser()
-        exists = path.is_dir() if self.directory else path.is_file()
+        try:
+            exists = path.is_dir() if self.directory else path.is_file()
+        except OSError as exc:  # a name too long, a folder on the way not searchable
+            raise ParameterError(self.name, f"cannot look up {shown_path(path)!r}: {exc.strerror or exc}",
+                                 hint="use shorter names, or check the folders' permissions") from None
         if self.must_exist and not exists:
             what = "folder" if self.directory else "file"
             raise ParameterError(self.name, f"no such {what}: {str(path)!r}",

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from .color import (COLOR_MODES, match_color_statistics, match_histograms, preserve_colors,
                     preserve_luminance, rgb_to_ycbcr, ycbcr_to_rgb)
-from .io import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, SAVE_FORMATS, LoadedImage, ensure_not_overwriting,
-                 from_pil, load_image, max_pixels_from_env, save_image, to_pil)
+from .io import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, SAVE_FORMATS, LoadedImage, check_output_path,
+                 ensure_not_overwriting, from_pil, load_image, max_pixels_from_env, save_image, to_pil)
 from .normalize import CONVENTIONS, EncoderNormalize, from_encoder_input, to_encoder_input
 from .resize import pad_to_min_side, resize_max_side, resize_to, scale
 from .tiling import tile_grid, tiled_apply
 
 __all__ = [
     # io
-    "LoadedImage", "load_image", "save_image", "from_pil", "to_pil", "ensure_not_overwriting",
+    "LoadedImage", "load_image", "save_image", "check_output_path", "from_pil", "to_pil", "ensure_not_overwriting",
     "max_pixels_from_env", "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "SAVE_FORMATS",
     # resize
     "resize_max_side", "resize_to", "scale", "pad_to_min_side",

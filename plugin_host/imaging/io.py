@@ -6,6 +6,7 @@ has no 16-bit RGB mode). Every problem with the input raises :class:`InputImageE
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import threading
 import warnings
@@ -20,8 +21,9 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError, features
 
 from ..errors import InputImageError
+from ..image_files import check_input_file, path_error, shown_path
 from . import _codec16
-from ._atomic import atomic_write
+from ._atomic import atomic_write, check_writable, name_max
 from ._checks import check_image, check_positive_int
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -79,30 +81,47 @@ def load_image(path_or_pil: str | os.PathLike | Image.Image, max_pixels: int | N
     if isinstance(path_or_pil, Image.Image):
         _check_pixels(path_or_pil.size, cap, "image")
         try:
-            return from_pil(ImageOps.exif_transpose(path_or_pil))
+            loaded = from_pil(ImageOps.exif_transpose(path_or_pil))
         except _DECODE_ERRORS as exc:
             raise InputImageError(f"cannot convert image: {exc}", hint="convert it to RGB or RGBA first") from exc
+        _check_finite(loaded, "image")
+        return loaded
     path = Path(path_or_pil)
-    if not path.exists():
-        raise InputImageError(f"image file not found: '{path}'", hint="check the path and the current folder")
-    if path.is_dir():
-        raise InputImageError(f"'{path}' is a folder, not an image file", hint="pass the path of an image file")
+    check_input_file(path)
     try:
-        with _open(path, cap) as im:
-            _check_pixels(im.size, cap, str(path))
-            loaded = _load_opened(im, lambda: _open(path, cap))
+        with warnings.catch_warnings():  # Pillow warns about damaged metadata; the error below says it once
+            warnings.simplefilter("ignore", UserWarning)
+            with _open(path, cap) as im:
+                _check_pixels(im.size, cap, shown_path(path))
+                loaded = _load_opened(im, lambda: _open(path, cap))
     except UnidentifiedImageError as exc:
-        raise InputImageError(f"cannot read image '{path}': not an image format Pillow knows",
+        raise InputImageError(f"cannot read image '{shown_path(path)}': not an image format Pillow knows, or a damaged file",
                               hint="use a PNG, JPEG, TIFF or WebP file") from exc
     except Image.DecompressionBombError as exc:  # only above 2 * Pillow's limit, hence above `cap`
-        raise InputImageError(f"image '{path}' has more pixels than the limit of {cap:,}: {exc}",
+        raise InputImageError(f"image '{shown_path(path)}' has more pixels than the limit of {cap:,}: {exc}",
                               hint=f"downscale it first, or raise {MAX_PIXELS_ENV}") from exc
+    except PermissionError as exc:
+        raise InputImageError(f"cannot read image '{shown_path(path)}': permission denied",
+                              hint="check the file's permissions") from exc
     except _DECODE_ERRORS as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputImageError(f"cannot read image '{path}': {reason}",
+        raise InputImageError(f"cannot read image '{shown_path(path)}': {reason}",
                               hint="the file may be truncated or damaged; export it again") from exc
+    _check_finite(loaded, f"image '{shown_path(path)}'")
     loaded.source = path
     return loaded
+
+
+def _check_finite(loaded: LoadedImage, name: str) -> None:
+    """Float TIFFs can hold NaN: refuse them here, naming the pixels, not after a run as the method's fault."""
+    for kind, plane in (("pixel", loaded.rgb), ("alpha value", loaded.alpha)):
+        if plane is None:
+            continue
+        bad = ~torch.isfinite(plane).all(1)[0]
+        if bad.any():
+            y, x = (int(v) for v in bad.nonzero()[0])
+            raise InputImageError(f"{name} has {int(bad.sum()):,} NaN {kind}(s), the first at x={x}, y={y}",
+                                  hint="replace them (e.g. with 0) in the program that wrote the file")
 
 
 def _open(path: Path, cap: int) -> Image.Image:
@@ -124,6 +143,9 @@ def _open(path: Path, cap: int) -> Image.Image:
 def _load_opened(im: Image.Image, reopen: Callable[[], Image.Image]) -> LoadedImage:
     sixteen = _codec16.is_colour16(im)  # Pillow itself would decode only 8 of its bits
     array = _codec16.read_colour16(im, reopen) if sixteen else None
+    im.load()  # decode now, so a truncated file fails here (Pillow's LOAD_TRUNCATED_IMAGES stays off)
+    if im.format == "PNG":
+        _verify_png(reopen)
     if array is None:
         loaded = from_pil(ImageOps.exif_transpose(im))
         loaded.bit_depth = 16 if sixteen else loaded.bit_depth
@@ -131,6 +153,16 @@ def _load_opened(im: Image.Image, reopen: Callable[[], Image.Image]) -> LoadedIm
     t = torch.from_numpy(array.astype(np.float32) / 65535.0).permute(2, 0, 1)[None].contiguous()
     alpha = t[:, 3:] if t.shape[1] == 4 else None
     return LoadedImage(t[:, :3].contiguous(), alpha, 16)
+
+
+def _verify_png(reopen: Callable[[], Image.Image]) -> None:
+    # Pillow decodes a PNG whose end (IEND, checksums) is cut off without complaint;
+    # verify() reads every chunk to IEND and checks its CRC.
+    with reopen() as im:
+        try:
+            im.verify()
+        except (OSError, SyntaxError, struct.error) as exc:
+            raise OSError(f"its end is missing or damaged ({exc})") from exc
 
 
 def _check_pixels(size: tuple[int, int], cap: int, name: str) -> None:
@@ -184,23 +216,58 @@ def save_image(path: str | os.PathLike, rgb: torch.Tensor, alpha: torch.Tensor |
     """
     path = Path(path)
     pixels = _stack(rgb, alpha)
-    if bit_depth not in (8, 16):
-        raise ValueError(f"bit_depth: expected 8 or 16, got {bit_depth!r}")
-    fmt = SAVE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputImageError(f"cannot save '{path}': unknown image type {path.suffix or '(no suffix)'!r}",
-                              hint=f"end the name with one of {', '.join(SAVE_FORMATS)}")
-    if bit_depth == 16 and fmt not in ("PNG", "TIFF"):
-        raise InputImageError(f"cannot save '{path}' with 16 bits per channel: {fmt} stores 8",
-                              hint="use a .png or .tif name for 16-bit output")
-    if not path.parent.is_dir():
-        raise InputImageError(f"cannot save '{path}': folder '{path.parent}' does not exist",
-                              hint="create the folder first or choose another output path")
+    fmt = check_output_path(path, bit_depth, probe=False)  # atomic_write's temp file is the probe
     if fmt == "JPEG":
         pixels = pixels[:, :3]
     array = _quantize(pixels, bit_depth)
     atomic_write(path, lambda fp: _encode(fp, array, fmt, bit_depth, quality))
     return path
+
+
+def check_output_path(path: str | os.PathLike, bit_depth: int = 8, probe: bool = True) -> str:
+    """Everything about an output path that can fail, checked before any work: its suffix names a
+    format of :data:`SAVE_FORMATS` (returned) able to hold ``bit_depth``, its name fits the file
+    system, it is not a folder or a device, and its folder exists. With ``probe``, a temp file is
+    also created and removed there (the folder is writable, the disk not full). Raises
+    :class:`InputImageError`.
+    """
+    path = Path(path)
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth: expected 8 or 16, got {bit_depth!r}")
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputImageError(f"cannot save '{shown_path(path)}': unknown image type "
+                              f"{path.suffix or '(no suffix)'!r}",
+                              hint=f"end the name with one of {', '.join(SAVE_FORMATS)}")
+    if bit_depth == 16 and fmt not in ("PNG", "TIFF"):
+        raise InputImageError(f"cannot save '{shown_path(path)}' with 16 bits per channel: {fmt} stores 8",
+                              hint="use a .png or .tif name for 16-bit output")
+    try:
+        folder = path.parent.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        folder = None
+    except OSError as exc:
+        raise path_error(path.parent, exc, "output folder") from exc
+    if folder is None or not stat.S_ISDIR(folder.st_mode):
+        raise InputImageError(f"cannot save '{shown_path(path)}': "
+                              f"folder '{shown_path(path.parent)}' does not exist",
+                              hint="create the folder first or choose another output path")
+    limit, size = name_max(path.parent), len(os.fsencode(path.name))
+    if size > limit:
+        raise InputImageError(f"cannot save '{shown_path(path)}': its name is {size} bytes, longer than the "
+                              f"file system's limit of {limit}", hint="choose a shorter output name (-o)")
+    try:
+        existing = path.lstat()
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise path_error(path, exc, "output") from exc
+    if existing is not None and not (stat.S_ISREG(existing.st_mode) or stat.S_ISLNK(existing.st_mode)):
+        raise InputImageError(f"cannot save '{shown_path(path)}': it exists and is not a regular file",
+                              hint="choose another output name")
+    if probe:
+        check_writable(path)
+    return fmt
 
 
 def _encode(fp: BinaryIO, array: np.ndarray, fmt: str, bit_depth: int, quality: int) -> None:
@@ -220,10 +287,10 @@ def ensure_not_overwriting(output: str | os.PathLike, inputs: Iterable[str | os.
     out = Path(output)
     for item in inputs:
         src = Path(item)
-        if out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        else:
-            same = out.resolve() == src.resolve()
+        try:
+            same = os.path.samefile(out, src) if out.exists() and src.exists() else out.resolve() == src.resolve()
+        except OSError as exc:  # a name too long, a folder on the way not searchable
+            raise path_error(out, exc, "output") from exc
         if same:
             raise InputImageError(f"output '{out}' is the input image '{src}'; it would be overwritten",
                                   hint="pass --overwrite or choose another output name")

@@ -141,7 +141,12 @@ def infinite_batches(dataset: Dataset, batch_size: int, seed: int, *, start_step
         raise ValueError("dataset: expected at least one sample")
     stride = batch_size * world_size
     keys = _stream_keys(size, seed, start_step * stride + rank * batch_size, batch_size, stride)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=num_workers)  # type: ignore[arg-type]
+    # Its own generator: without one, starting the loader draws its workers' base seed from torch's
+    # global RNG, so a resumed run (which restores that RNG, then starts its loader) would step
+    # with another global RNG state than the uninterrupted run did (dropout, noise, random augmentation).
+    generator = torch.Generator().manual_seed(_seed(seed, "loader", rank))
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=num_workers,  # type: ignore[arg-type]
+                        generator=generator)
     return iter(loader)
 
 
@@ -188,9 +193,13 @@ def save_checkpoint(path: PathLike, *, models: Mapping[str, nn.Module], optimize
 
 
 def load_checkpoint(path: PathLike) -> dict[str, Any]:
-    """Read a :func:`save_checkpoint` file with ``weights_only=True``; WeightsError if it is not one."""
+    """Read a :func:`save_checkpoint` file with ``weights_only=True``; WeightsError if it is not one.
+
+    Read into memory, not mapped: the optimiser keeps the loaded tensors as its state and updates
+    them in place, and the run replaces this very file at its next checkpoint.
+    """
     path = Path(path)
-    obj = load_weights_file(path)
+    obj = load_weights_file(path, mmap=False)
     if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
         raise WeightsError(f"{path.name} is not a plugin_host training checkpoint",
                            hint="pass the checkpoint a training run wrote, or start without resuming")

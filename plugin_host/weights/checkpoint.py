@@ -37,15 +37,21 @@ def _is_pickle(path: Path) -> bool:
         return False
 
 
-def load_weights_file(path: Path) -> object:
-    """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a clear WeightsError."""
+def load_weights_file(path: Path, mmap: bool | None = None) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, with every failure turned into a clear WeightsError.
+
+    ``mmap`` (default: for files in torch's zip format) maps the file instead of reading it; pass
+    False for tensors that will be updated in place and for files that will be replaced while
+    loaded (a training checkpoint: Windows cannot replace a mapped file).
+    """
     import torch
 
     path = Path(path)
     try:
         with warnings.catch_warnings():  # torch warns of pickle protocols it may not read: the error says it all
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+            obj = torch.load(path, map_location="cpu", weights_only=True,
+                             mmap=_is_zip(path) if mmap is None else mmap and _is_zip(path))
     except FileNotFoundError:
         raise WeightsError(f"weights file {path} does not exist") from None
     except OSError as err:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +356,172 @@ def test_train_refuses_a_model_name_that_leaves_the_models_folder(method: str, n
     assert code == 2 and err.count("\n") == 1 and "name" in err and "models folder" in err, err
     assert "\x1b" not in err
     assert sorted(tmp_path.rglob("*")) == before  # nothing written, not even the models folder
+
+
+# -- exact resume of a whole training loop, interrupted anywhere -------------------------------------
+
+class _Toy(nn.Module):
+    """A two-conv image net with dropout: its steps draw from torch's global RNG, as many trainers' do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(nn.functional.dropout(torch.relu(self.a(x)), 0.3, training=True))
+
+
+#: Where a cancel request may land: before a step's data, between backward and the optimiser step,
+#: after the step, or while a periodic checkpoint is being written.
+CANCEL_POINTS = ("before", "mid-step", "after", "saving")
+
+
+def _toy_training(photos: Path, ckpt: Path, total: int, cancel_at: tuple[int, str] | None = None) -> bool:
+    """Train the toy to ``total`` steps, resuming from ``ckpt`` as a trainer does; False if cancelled."""
+    torch.manual_seed(0)
+    model = _Toy()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    start = restore(load_checkpoint(ckpt), {"net": model}, {"adam": optimizer}) if ckpt.exists() else 0
+    batches = infinite_batches(ImageFolder(photos, crop=16), 2, seed=5, start_step=start)
+    token = CancelToken()
+
+    def at(index: int, point: str) -> None:
+        if cancel_at == (index, point):
+            token.cancel()
+
+    def step(index: int) -> dict[str, float]:
+        at(index, "before")
+        batch = next(batches)
+        loss = (model(batch) - batch).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        at(index, "mid-step")
+        optimizer.step()
+        at(index, "after")
+        return {"loss": float(loss.detach())}
+
+    def save(done: int) -> None:
+        at(done, "saving")
+        save_checkpoint(ckpt, models={"net": model}, optimizers={"adam": optimizer}, step=done)
+
+    try:
+        run_steps(total, start, step, cancel=token, checkpoint_every=3, save_fn=save)
+    except Cancelled:
+        return False
+    return True
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    for key, value in a["models"]["net"].items():
+        assert torch.equal(value, b["models"]["net"][key]), key
+    for index, state in a["optimizers"]["adam"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizers"]["adam"]["state"][index][key]), (index, key)
+
+
+@pytest.mark.parametrize("index, point", [(index, point) for point in CANCEL_POINTS if point != "saving"
+                                           for index in (0, 2, 4, 7)] + [(3, "saving"), (6, "saving")])
+def test_a_training_cancelled_anywhere_resumes_bit_identically(photos: Path, tmp_path: Path, index: int,
+                                                                point: str) -> None:
+    assert _toy_training(photos, tmp_path / "straight.ckpt", 9)
+    assert not _toy_training(photos, tmp_path / "resumed.ckpt", 9, cancel_at=(index, point))
+    assert _toy_training(photos, tmp_path / "resumed.ckpt", 9)
+    _assert_same_state(load_checkpoint(tmp_path / "straight.ckpt"), load_checkpoint(tmp_path / "resumed.ckpt"))
+
+
+def test_starting_the_data_stream_leaves_the_global_rng_alone(photos: Path) -> None:
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    next(infinite_batches(ImageFolder(photos, crop=8), 2, seed=1))
+    assert torch.equal(state, torch.get_rng_state())  # a resumed run restores it just before
+
+
+# -- the same through a real trainer: `train perceptual`, cancelled in process or by SIGINT -----------
+
+#: A perceptual training that takes seconds: 32-pixel crops, half width, 8 steps, checkpoints every 3.
+TINY_PERCEPTUAL = {"iterations": 8, "crop": 32, "batch_size": 1, "width": "half", "style_size": 32,
+                   "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "learning_rate": 1e-2}
+
+
+@pytest.fixture
+def perceptual_run(tmp_path: Path, default_encoder: Path):
+    """(train in process, command line, final state) for a tiny perceptual training in ``tmp_path``."""
+    from plugin_host.plugins import load_registry
+    from plugin_host.runner import Session
+
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write_image(photos / f"{i}.png", 40 + 4 * i, 36, seed=i)
+    style = write_image(tmp_path / "style.png", 40, 40, seed=9)
+    registry = load_registry()
+    method = registry.method("perceptual")
+
+    def train(out: Path, progress: Progress | None = None, cancel: CancelToken | None = None) -> None:
+        session = Session(registry=registry, device="cpu", seed=1)
+        session.context.progress = progress or Progress()
+        session.context.cancel = cancel or CancelToken()
+        params = method.train_schema.validate({"style": style, "content_dir": photos, "out": out,
+                                               **TINY_PERCEPTUAL}, models=registry.model_names())
+        method.resolve_train()(params, session.context)
+
+    def command(out: Path) -> list[str]:
+        flags = [f"--{key.replace('_', '-')}={value}" for key, value in TINY_PERCEPTUAL.items()]
+        return [sys.executable, "-m", "plugin_host", "train", "perceptual", "--device", "cpu", "--seed", "1",
+                "--style", str(style), "--content-dir", str(photos), "--out", str(out), *flags, "--progress", "json"]
+
+    def final(out: Path) -> dict:
+        return load_checkpoint(out.with_name(out.name + ".ckpt"))
+
+    return train, command, final
+
+
+class _CancelAfter(Progress):
+    """Asks the run to stop once ``step`` steps are done (the request lands while the next one starts)."""
+
+    def __init__(self, token: CancelToken, step: int) -> None:
+        super().__init__()
+        self.token, self.at = token, step
+
+    def _on_advance(self, n: int, info: dict) -> None:
+        if self.step == self.at:
+            self.token.cancel()
+
+
+@pytest.mark.parametrize("cancel_after", [1, 3, 5])
+def test_perceptual_training_cancelled_in_process_resumes_bit_identically(perceptual_run, tmp_path: Path,
+                                                                           cancel_after: int) -> None:
+    train, _, final = perceptual_run
+    train(tmp_path / "straight.pth")
+    token = CancelToken()
+    with pytest.raises(Cancelled):
+        train(tmp_path / "resumed.pth", _CancelAfter(token, cancel_after), token)
+    assert final(tmp_path / "resumed.pth")["step"] == cancel_after
+    train(tmp_path / "resumed.pth")
+    _assert_same_state(final(tmp_path / "straight.pth"), final(tmp_path / "resumed.pth"))
+
+
+def test_perceptual_training_stopped_by_sigint_resumes_bit_identically(perceptual_run, tmp_path: Path) -> None:
+    """A real Ctrl-C to `plugin_host train`, sent as soon as the log shows a step done (so it lands in
+    the next one), twice, then training to the end: the result is the uninterrupted run's."""
+    import signal
+    import subprocess
+    import time
+
+    train, command, final = perceptual_run
+    train(tmp_path / "straight.pth")
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # the same arithmetic as in here
+    out, saved = tmp_path / "resumed.pth", 0
+    log = out.with_name(out.name + ".log.jsonl")  # a line per step, unthrottled (progress events are)
+    for _ in range(2):  # the second run starts where the first stopped
+        target = saved + 2
+        proc = subprocess.Popen(command(out), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        while proc.poll() is None and not (log.exists() and len(log.read_text().splitlines()) >= target):
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "cancelled" in err, err[-2000:]
+        assert target <= final(out)["step"] < TINY_PERCEPTUAL["iterations"], "stopped too late to test"
+        saved = final(out)["step"]
+    train(out)  # the rest in this process: a third start-up would only cost time
+    _assert_same_state(final(tmp_path / "straight.pth"), final(out))

@@ -374,6 +374,7 @@ class Payload:
 def hostile_files(folder: Path) -> dict[str, Path]:
     """One file of each kind that must never be installed: name → path."""
     import pickle
+    import random
 
     import torch
 
@@ -387,7 +388,7 @@ def hostile_files(folder: Path) -> dict[str, Path]:
     files["code-plain-pickle"].write_bytes(pickle.dumps({"weight": Payload(marker)}, protocol=4))
     torch.save({"weight": torch.ones(2, 3)}, files["truncated"])
     files["truncated"].write_bytes(files["truncated"].read_bytes()[:-40])
-    files["random"].write_bytes(os.urandom(4096))
+    files["random"].write_bytes(random.Random(16).randbytes(4096))  # fixed: a first byte 0x80 reads as a pickle
     files["empty"].write_bytes(b"")
     torch.save({"weight": torch.tensor([[1.0, float("nan"), 0], [0, 0, 0]])}, files["nan"])
     torch.save({"weight": [1, 2, 3]}, files["not-tensors"])

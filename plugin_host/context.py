@@ -130,16 +130,9 @@ class RunContext:
         The file is verified once per process; encoders are cached per (name, layers, pooling).
         """
         from .encoders.vgg import build_encoder
-        from .errors import WeightsError
         from .weights.checkpoint import load_state_dict
 
-        entry = self.registry.weights.get(name)
-        if entry is None:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(self.registry.weights), n=1)
-            raise WeightsError(f"no weights entry named {name!r}",
-                               hint=f"did you mean {close[0]!r}?" if close else "see `plugin_host weights list`")
+        entry = self.weights.entry(name)  # a WeightsError with a did-you-mean when there is none
         layers = tuple(sorted(set(layers)))
 
         def create() -> "VGGEncoder":

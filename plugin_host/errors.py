@@ -5,7 +5,9 @@ ends print it without a traceback. Anything else escaping a method is a bug.
 """
 from __future__ import annotations
 
+import difflib
 import enum
+from typing import Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -86,6 +88,15 @@ class PluginError(PluginHostError):
         super().__init__(f"plugin {plugin!r} ({where}): {reason}")
         self.plugin, self.reason = plugin, reason
         self.distribution, self.version = distribution, version
+
+
+def did_you_mean(word: str, known: Iterable[str], n: int = 1) -> str:
+    """``"did you mean 'gatys'?"`` naming up to ``n`` of ``known`` closest to ``word``; ``""`` when none is close.
+
+    The one place suggestions are made (parameters, choices, methods, weights), so every message reads alike.
+    """
+    close = difflib.get_close_matches(word, list(known), n=n)
+    return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 class Cancelled(Exception):

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import MethodNotFound, PluginError
+from .errors import MethodNotFound, PluginError, did_you_mean
 from .method import Command, Method
 from .weights.registry import WeightsEntry
 
@@ -94,10 +94,7 @@ class Registry:
         """The method called ``name``; :class:`MethodNotFound` with a did-you-mean otherwise."""
         if name in self.methods:
             return self.methods[name].method
-        import difflib
-
-        close = difflib.get_close_matches(name, list(self.methods), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else "`plugin_host list` shows the installed methods"
+        hint = did_you_mean(name, self.methods) or "`plugin_host list` shows the installed methods"
         failed = [f for f in self.failures if f.plugin == name]
         if failed:
             hint = f"the plugin providing it failed to load: {failed[0].reason}"

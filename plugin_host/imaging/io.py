@@ -23,7 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError, features
 from ..errors import InputImageError
 from ..image_files import check_input_file, path_error, shown_path
 from . import _codec16
-from ._atomic import atomic_write, check_writable, name_max
+from .._atomic import atomic_write, check_writable, name_max
 from ._checks import check_image, check_positive_int
 
 DEFAULT_MAX_PIXELS = 100_000_000

@@ -5,6 +5,7 @@ import hashlib
 import zipfile
 from pathlib import Path
 
+from .._atomic import atomic_write
 from ..errors import WeightsError
 
 
@@ -13,8 +14,6 @@ def extract_member(archive: Path, member: str, dest: Path, hint: str = "") -> st
 
     ``dest`` is chosen by the caller, so a member's own path can never place a file elsewhere.
     """
-    from ..imaging._atomic import atomic_write  # the imaging package imports torch; keep this module light
-
     digest = hashlib.sha256()
     try:
         with zipfile.ZipFile(archive) as zf:

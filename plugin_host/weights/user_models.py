@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._atomic import atomic_write
 from ..errors import ParameterError
 from .registry import UrlSource, WeightsEntry
 
@@ -76,8 +77,6 @@ def card_path(model_path: Path) -> Path:
 
 def write_card(model_path: Path, card: Mapping[str, Any]) -> Path:
     """Write the JSON card beside ``model_path`` atomically (temp file + rename)."""
-    from ..imaging._atomic import atomic_write
-
     path = card_path(Path(model_path))
     text = (json.dumps(dict(card), indent=1, sort_keys=True) + "\n").encode()
     atomic_write(path, lambda fp: fp.write(text))

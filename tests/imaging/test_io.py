@@ -11,7 +11,8 @@ from PIL import Image, ImageOps
 from plugin_host.errors import InputImageError
 from plugin_host.imaging import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, LoadedImage, ensure_not_overwriting,
                                  from_pil, load_image, max_pixels_from_env, save_image, to_pil)
-from plugin_host.imaging import _atomic, _codec16
+from plugin_host import _atomic
+from plugin_host.imaging import _codec16
 
 
 def _grey_pattern(width: int = 6, height: int = 4) -> np.ndarray:

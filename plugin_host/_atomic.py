@@ -1,4 +1,8 @@
-"""Atomic file writes: a temp file next to the target, fsync, ``os.replace``."""
+"""Atomic file writes: a temp file next to the target, fsync, ``os.replace``.
+
+Standard library only: image outputs, model cards, checkpoints and fetched weights all write through it,
+and listing or fetching weights must not import torch.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputImageError
-from ..image_files import shown_path
+from .errors import InputImageError
+from .image_files import shown_path
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

@@ -353,10 +353,13 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
         "gimp": lambda: _bridge().cmd_gimp(args, registry),
     }
     handler = handlers.get(args.command) or (lambda: args.plugin_handler(args))
-    with _cancel_on_signals(cancel):
-        typed = list(argv) if argv is not None else sys.argv[1:]
-        return _guarded(lambda: _flags_in_errors(handler, registry, args, typed), registry,
-                        getattr(args, "method", None), args.command)
+    try:
+        with _cancel_on_signals(cancel):
+            typed = list(argv) if argv is not None else sys.argv[1:]
+            return _guarded(lambda: _flags_in_errors(handler, registry, args, typed), registry,
+                            getattr(args, "method", None), args.command)
+    except KeyboardInterrupt:  # the second signal, landed while the first one's cancel was being reported
+        return ExitCode.CANCELLED
 
 
 def _flags_in_errors(handler: Callable[[], int], registry: Registry, args: argparse.Namespace,
@@ -433,16 +436,23 @@ def _write_log(text: str) -> Path:
 
 
 class _cancel_on_signals:
-    """First Ctrl-C or SIGTERM asks the run to stop at its next check; a second one interrupts at once."""
+    """First Ctrl-C or SIGTERM asks the run to stop at its next check; a second one interrupts at once.
+
+    Later ones are ignored, also after the block: cleanup (removing temp files) must finish, and
+    the process must still end with status 130, not be killed by the signal.
+    """
 
     def __init__(self, token: CancelToken) -> None:
         self.token = token
         self.previous: dict[int, Any] = {}
+        self.signals = 0
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.token.cancelled:
+        self.signals += 1
+        if self.signals == 1:
+            self.token.cancel()
+        elif self.signals == 2:
             raise KeyboardInterrupt
-        self.token.cancel()
 
     def __enter__(self) -> "_cancel_on_signals":
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -454,4 +464,4 @@ class _cancel_on_signals:
 
     def __exit__(self, *exc: Any) -> None:
         for sig, previous in self.previous.items():
-            signal.signal(sig, previous)
+            signal.signal(sig, signal.SIG_IGN if self.signals else previous)

@@ -36,14 +36,47 @@ def raw_image(data: bytes, width: int, height: int, channels: int, dtype: str = 
 
 
 def buffer_size(spec: dict) -> int:
-    if spec.get("dtype") not in DTYPE_SIZES:
-        raise WireError(f"dtype must be one of {sorted(DTYPE_SIZES)}, got {spec.get('dtype')!r}")
-    if spec.get("channels") not in (1, 2, 3, 4):
-        raise WireError(f"channels must be 1 to 4, got {spec.get('channels')!r}")
+    if not isinstance(spec.get("dtype"), str) or spec["dtype"] not in DTYPE_SIZES:
+        raise WireError(f"dtype must be one of {sorted(DTYPE_SIZES)}, got {shown(spec.get('dtype'))}")
+    if not _is_whole(spec.get("channels")) or spec["channels"] not in (1, 2, 3, 4):
+        raise WireError(f"channels must be 1 to 4, got {shown(spec.get('channels'))}")
     w, h = spec.get("width"), spec.get("height")
-    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-        raise WireError(f"width and height must be positive whole numbers, got {w!r} x {h!r}")
+    if not (_is_whole(w) and _is_whole(h) and w > 0 and h > 0):
+        raise WireError(f"width and height must be positive whole numbers, got {shown(w)} x {shown(h)}")
     return w * h * spec["channels"] * DTYPE_SIZES[spec["dtype"]]
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A JSON value as an error message quotes it: short, whatever its size."""
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def image_specs(header: dict) -> list[tuple[str, dict]]:
+    """``(field, spec)`` for every image in a job header, each a buffer or a path; raises WireError naming
+    the field whose JSON type is wrong (``images.style[1].buffer``)."""
+    images = header.get("images")
+    if images is None:
+        return []
+    if not isinstance(images, dict):
+        raise WireError(f"'images' must be an object of input names to images, got {shown(images)}")
+    found = []
+    for name, value in images.items():
+        for i, spec in enumerate(value if isinstance(value, list) else [value]):
+            field = f"images.{name}" + (f"[{i}]" if isinstance(value, list) else "")
+            if not isinstance(spec, dict) or ("buffer" in spec) == ("path" in spec):
+                raise WireError(f"'{field}' must be {{\"buffer\": N, \"width\": ..., \"height\": ..., "
+                                f"\"channels\": ..., \"dtype\": ...}} or {{\"path\": \"FILE\"}}, got {shown(spec)}")
+            if "path" in spec and not (isinstance(spec["path"], str) and spec["path"]):
+                raise WireError(f"'{field}.path' must be a file name, got {shown(spec['path'])}")
+            if "buffer" in spec and not (_is_whole(spec["buffer"]) and spec["buffer"] >= 0):
+                raise WireError(f"'{field}.buffer' must be a whole number from 0, got {shown(spec['buffer'])}")
+            found.append((field, spec))
+    return found
 
 
 def encode_job(method: str, params: dict, images: dict, blend: dict | None = None,
@@ -85,13 +118,15 @@ def decode_job(body: bytes) -> tuple[dict, list[memoryview]]:
     if not isinstance(header, dict) or header.get("protocol") != PROTOCOL:
         raise WireError(f"protocol {header.get('protocol') if isinstance(header, dict) else None!r} "
                         f"is not {PROTOCOL}; install the bridge again (plugin_host gimp install)")
-    specs = [s for v in (header.get("images") or {}).values() for s in (v if isinstance(v, list) else [v])]
-    raw = sorted((s for s in specs if isinstance(s, dict) and "buffer" in s), key=lambda s: s["buffer"])
-    if [s["buffer"] for s in raw] != list(range(len(raw))):
+    raw = sorted(((f, s) for f, s in image_specs(header) if "buffer" in s), key=lambda fs: fs[1]["buffer"])
+    if [s["buffer"] for _, s in raw] != list(range(len(raw))):
         raise WireError("image buffers must be numbered 0, 1, 2, ... in order")
     buffers, offset = [], 8 + size
-    for spec in raw:
-        length = buffer_size(spec)
+    for field, spec in raw:
+        try:
+            length = buffer_size(spec)
+        except WireError as err:
+            raise WireError(f"'{field}': {err}") from None
         buffers.append(view[offset:offset + length])
         offset += length
     if offset != len(view):

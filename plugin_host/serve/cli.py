@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -57,8 +58,9 @@ def add_commands(commands: Any) -> None:
 def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
     from plugin_host_gimp import phb_client
 
-    from .state import default_server_file, new_token, read_server_file
+    from .state import default_server_file, new_token, read_server_file, remove_server_file
 
+    _check_options(args)
     path = args.server_file or default_server_file()
     if args.status or args.stop:
         info = read_server_file(path)
@@ -78,7 +80,10 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
         from .stdio import run_stdio
 
         session = Session(registry, device=args.device, seed=args.seed, precision=args.precision)
-        return run_stdio(session, cancel, args.max_request_bytes, args.max_pixels)
+        try:
+            return _leave(run_stdio(session, cancel, args.max_request_bytes, args.max_pixels))
+        except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the job was stopping
+            return _leave(ExitCode.CANCELLED)
 
     running = phb_client.health(read_server_file(path))
     if running:
@@ -95,18 +100,45 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
         raise PluginHostError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror}",
                               hint="choose another --port, or 0 for any free one") from None
 
-    def stop_on_signal() -> None:  # Ctrl-C / SIGTERM set the token: stop the job and the server
+    def stop_on_signal() -> None:  # Ctrl-C / SIGTERM set the token: stop the server (its stop cancels the jobs)
         while not cancel.cancelled:
-            time.sleep(0.3)
-        if server.worker.current is not None:
-            server.worker.current.cancel.cancel()
+            time.sleep(0.1)
         server.shutdown()
 
     threading.Thread(target=stop_on_signal, daemon=True).start()
     print(f"plugin_host serve: listening on http://127.0.0.1:{server.port} (device {session.context.device}); "
           f"server file {path}", file=sys.stderr, flush=True)
-    serve_forever(server, path, idle_exit=args.idle_exit)
-    return ExitCode.OK
+    try:
+        serve_forever(server, path, idle_exit=args.idle_exit)
+    except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while stopping: leave without waiting for the job
+        remove_server_file(path, os.getpid())
+        return _leave(ExitCode.CANCELLED)
+    return _leave(ExitCode.CANCELLED if cancel.cancelled else ExitCode.OK)
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse impossible values before anything starts: exit 2 with one line naming the option."""
+    whole = (("--port", args.port, 0, 65535, "0 (any free port) to 65535"),
+             ("--max-pixels", args.max_pixels, 1, None, "a whole number of pixels from 1"),
+             ("--max-request-bytes", args.max_request_bytes, 1, None, "a whole number of bytes from 1"),
+             ("--max-queue", args.max_queue, 0, None, "0 (no job waits behind the running one) or more"))
+    for option, value, low, high, allowed in whole:
+        if value < low or (high is not None and value > high):
+            raise PluginHostError(f"{option} {value} is out of range: use {allowed}")
+    if not args.idle_exit >= 0:  # also refuses nan
+        raise PluginHostError(f"--idle-exit {args.idle_exit:g} is out of range: use 0 (never) or more seconds")
+
+
+def _leave(code: int) -> int:
+    """``code``, unless a job's thread is still inside a method that ignored its cancel: the
+    interpreter's exit would then abort in C++ under that thread, so leave at once instead."""
+    from .jobs import WORKER_THREAD
+
+    if any(t.name == WORKER_THREAD and t.is_alive() for t in threading.enumerate()):
+        print("plugin_host serve: a cancelled job is still running; leaving without it", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 def cmd_gimp(args: argparse.Namespace, registry: Any) -> int:

@@ -18,7 +18,7 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
     from plugin_host_gimp.phb_wire import WireError, encode_frame, decode_job
 
     from .httpd import HEARTBEAT_S
-    from .jobs import Worker, prepare
+    from .jobs import STOP_TIMEOUT_S, Worker, prepare
 
     stdin = stdin or sys.stdin.buffer
     stdout = stdout or sys.stdout.buffer
@@ -57,6 +57,6 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
         cancel.cancel()
         return ExitCode.CANCELLED
     finally:
-        worker.stop()
+        worker.stop(timeout=STOP_TIMEOUT_S)  # joined: a thread left inside torch at exit aborts the process
     return {"result": ExitCode.OK, "cancelled": ExitCode.CANCELLED}.get(event["event"], ExitCode.USAGE)
 

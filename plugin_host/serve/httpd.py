@@ -15,6 +15,11 @@ Errors before a job is accepted are HTTP 4xx/5xx with ``{"error", "kind", "hint"
 anything else without the token, 405 with ``Allow`` for a verb a route does not take, 413 for a
 body over ``--max-request-bytes`` (read and dropped, so the client hears the answer), 503 when
 the queue or the connections are full. A request must arrive within ``request_timeout`` seconds.
+
+Built on the standard library's ``http.server`` on purpose: the server is loopback-only, one
+request per connection, and its one hard part (a job's frames streamed from a worker thread, with
+the client's disconnect cancelling the job) is plain blocking code here. A WSGI server would
+buffer that stream and hide the disconnect; an ASGI one would need the stream bridged into asyncio.
 """
 from __future__ import annotations
 

@@ -34,7 +34,9 @@ _flag = host_options.flag
 def _param_help(param: Param, registry: Registry) -> str:
     allowed = "" if isinstance(param, BoolParam) else param.describe_allowed()  # a flag takes no value
     if isinstance(param, ModelParam):
-        allowed = ", ".join(registry.model_names().get(param.model_kind, [])) or "none installed"
+        from .weights.user_models import printable  # a card's name may hold terminal escapes
+
+        allowed = ", ".join(printable(n) for n in registry.model_names().get(param.model_kind, [])) or "none installed"
     parts = [param.help.rstrip(".")] if param.help else []
     if allowed:
         parts.append(allowed)
@@ -298,7 +300,8 @@ def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken)
 
 
 def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:
-    from .weights.store import WeightsStore
+    from .weights.store import WeightsStore, unchecked
+    from .weights.user_models import printable
 
     store = WeightsStore(registry.weights)
     action = args.weights_command
@@ -310,7 +313,8 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
         if args.json:
             print(json.dumps(rows, indent=2, default=str))
         else:
-            for row in rows:
+            for row in rows:  # names and paths from cards and folders: escapes shown, not obeyed
+                row = {key: printable(value) if isinstance(value, str) else value for key, value in row.items()}
                 print(f"{row['name']:<34} {row['kind']:<18} {row['location']}")
         return ExitCode.OK
     if action == "fetch":
@@ -324,11 +328,13 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
         results = store.verify(args.names or None)
         bad = 0
         for item in results:
-            print(f"{item.name:<24} {item.status:<11} {item.path or ''} {item.detail or ''}".rstrip())
+            print(printable(f"{item.name:<24} {item.status:<11} {item.path or ''} {item.detail or ''}".rstrip()))
             bad += item.status == "bad-digest" or (bool(args.names) and item.status == "missing")
         return ExitCode.USAGE if bad else ExitCode.OK
     entry = store.import_file(args.path, name=args.name)
-    print(f"imported {args.path} as {entry.name}")
+    note = ("; no digest of it is known, so only its contents were checked (weights only, finite, "
+            "the expected layout)") if unchecked(entry) else ""
+    print(printable(f"imported {args.path} as {entry.name}{note}"))
     return ExitCode.OK
 
 
@@ -342,6 +348,8 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     if args.command != "list":  # list shows failures itself
         for failure in registry.failures:
             print(f"warning: plugin {failure.plugin} failed: {failure.reason}", file=sys.stderr)
+    for problem in registry.user_model_problems:  # the user's own model cards, whatever the command
+        print(f"warning: {problem}", file=sys.stderr)
     cancel = CancelToken()
     handlers: dict[str, Callable[[], int]] = {
         "list": lambda: cmd_list(args, registry),

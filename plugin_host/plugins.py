@@ -74,6 +74,9 @@ class Registry:
     methods: dict[str, RegisteredMethod] = field(default_factory=dict)
     weights: dict[str, WeightsEntry] = field(default_factory=dict)
     weights_plugin: dict[str, PluginInfo] = field(default_factory=dict)
+    #: What is wrong with the user's own models (cards in the models folder) that were left out: their
+    #: files, not any plugin, are at fault, and the entries they would have shadowed keep working.
+    user_model_problems: list[str] = field(default_factory=list)
     commands: dict[str, Command] = field(default_factory=dict)
     commands_plugin: dict[str, PluginInfo] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
@@ -172,7 +175,9 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
 
     _drop_misspelt_hooks(manager, registry, infos)
     _collect(manager.hook.register_methods, "register", registry, infos, _method_adder(registry))
-    _collect(manager.hook.register_weights, "register", registry, infos, _weights_adder(registry))
+    user_models: list[tuple[WeightsEntry, PluginInfo]] = []
+    _collect(manager.hook.register_weights, "register", registry, infos, _weights_adder(registry, user_models))
+    _add_user_models(registry, user_models)
     _collect(manager.hook.register_commands, "register", registry, infos, _command_adder(registry))
     return registry
 
@@ -242,10 +247,16 @@ def _method_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
     return add
 
 
-def _weights_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
+def _weights_adder(registry: Registry,
+                   user_models: list[tuple[WeightsEntry, PluginInfo]]) -> Callable[[Any, PluginInfo], None]:
+    """Adds a plugin's weights entries; those of the user's own models (``extra["user_model"]``) go
+    to ``user_models``, added after every plugin's (:func:`_add_user_models`)."""
     def add(entry: Any, info: PluginInfo) -> None:
         if not isinstance(entry, WeightsEntry):
             _reject(registry, info, f"register_weights got {type(entry).__name__}, expected WeightsEntry")
+            return
+        if entry.extra.get("user_model"):
+            user_models.append((entry, info))
             return
         problems = entry.problems()
         if entry.name in registry.weights:
@@ -263,6 +274,47 @@ def _weights_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
         registry.weights[entry.name] = entry
         registry.weights_plugin[entry.name] = info
     return add
+
+
+def _add_user_models(registry: Registry, user_models: list[tuple[WeightsEntry, PluginInfo]]) -> None:
+    """Register the user's own models last, so that a card reusing the name (or file name) of another
+    entry never takes it away. Such a card is left out and named in ``registry.user_model_problems``,
+    not reported as a failure of the plugin that read it (whose own models keep working)."""
+    from .weights.user_models import printable
+
+    for entry, info in user_models:
+        where = printable(_card_of(entry))
+        name = printable(entry.name)
+        same_file = next((e for e in registry.weights.values() if e.file == entry.file), None)
+        if entry.name in registry.weights:
+            problem = (f"the name '{name}' is taken by {_owner(registry, registry.weights[entry.name])}; "
+                       "give the model another \"name\" in the card")
+        elif same_file is not None:
+            problem = (f"its file name '{printable(entry.file)}' is that of {_owner(registry, same_file)}; "
+                       "rename the file and its card")
+        elif entry.problems():
+            problem = "; ".join(printable(p) for p in entry.problems())
+        else:
+            registry.weights[entry.name] = entry
+            registry.weights_plugin[entry.name] = info
+            continue
+        registry.user_model_problems.append(f"your model card {where} is ignored: {problem}")
+
+
+def _owner(registry: Registry, entry: WeightsEntry) -> str:
+    """How a message names the registered ``entry``: by its card if it is a user model, else by its plugin."""
+    from .weights.user_models import printable
+
+    if entry.extra.get("user_model"):
+        return f"your model card {printable(_card_of(entry))}"
+    return f"weights '{printable(entry.name)}' of {registry.weights_plugin[entry.name].describe()}"
+
+
+def _card_of(entry: WeightsEntry) -> str:
+    """The card of a user model's entry (:func:`~plugin_host.weights.user_models.installed_models`)."""
+    from .weights.user_models import card_path, user_models_dir
+
+    return str(entry.extra.get("card_path") or card_path(user_models_dir() / entry.file))
 
 
 def _keep_builtin(owner: PluginInfo) -> str:

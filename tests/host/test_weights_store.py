@@ -518,3 +518,57 @@ def test_a_user_model_of_the_same_file_name_does_not_stand_in_for_a_shipped_one(
     [builtin] = installed_models("style", shipped.parent, packaged=True)
     store = WeightsStore({"mosaic": builtin}, cache_dir=tmp_path / "cache", search_path=[models])
     assert store.path("mosaic") == shipped
+
+
+def _user_model(folder: Path, file: str, card: dict) -> None:
+    from plugin_host.weights.user_models import write_card
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / file).write_bytes(b"the user's own weights")
+    write_card(folder / file, card)
+
+
+def test_a_user_card_reusing_a_builtin_name_is_named_and_the_builtin_kept(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys) -> None:
+    from plugin_host.cli import main
+    from plugin_host.plugins import load_registry
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(models))
+    style = {"model_kind": "perceptual-style", "architecture": "johnson-transformer"}
+    _user_model(models, "mine.pth", {**style, "name": "perceptual-mosaic"})  # a shipped model's name
+    _user_model(models, "perceptual-mosaic.pth", {**style, "name": "perceptual-mosaic"})  # and its file name
+    _user_model(models, "enc.pth", {"model_kind": "adain-decoder", "name": "vgg16-caffe-hed"})  # another plugin's
+    _user_model(models, "ink.pth", {**style, "name": "ink"})  # a fine one
+    registry = load_registry()
+    assert registry.failures == []  # no plugin is blamed
+    assert not registry.weights["perceptual-mosaic"].extra.get("user_model")
+    assert registry.weights["vgg16-caffe-hed"].model_kind == "encoder"
+    assert registry.weights["ink"].extra.get("user_model")
+    assert sorted(p.split(" is ignored")[0] for p in registry.user_model_problems) == sorted(
+        f"your model card {models / f}.json" for f in ("mine.pth", "perceptual-mosaic.pth", "enc.pth"))
+    shipped = WeightsStore(registry.weights).path("perceptual-mosaic", fetch=False)
+    assert shipped.parent.name == "weights" and shipped.parent != models  # the package's file, verified
+
+    assert main(["weights", "list"], registry=registry) == 0
+    out, err = capsys.readouterr()
+    assert "FAILED" not in err and "plugin perceptual failed" not in err
+    assert err.count("warning: your model card") == 3 and "mine.pth.json is ignored" in err
+    assert "give the model another \"name\" in the card" in err
+
+
+def test_weights_list_escapes_control_characters_in_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys) -> None:
+    from plugin_host.cli import main
+
+    models = tmp_path / "models\x1b[2J"
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(models))
+    _user_model(models, "evil.pth", {"model_kind": "perceptual-style", "name": "bad\x1b[31mRED\x1b]0;title\x07\nx"})
+    assert main(["weights", "list"]) == 0
+    out, err = capsys.readouterr()
+    assert "bad\\x1b[31mRED\\x1b]0;title\\x07\\nx" in out and "models\\x1b[2J" in out
+    assert not any(ch in out + err for ch in "\x1b\x07"), (out + err)[-500:]
+    with pytest.raises(SystemExit):  # the choices of --model list the names too
+        main(["run", "perceptual", "--help"])
+    assert "\x1b" not in capsys.readouterr().out

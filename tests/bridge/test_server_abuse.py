@@ -292,6 +292,20 @@ def test_stdio_exits_0_after_its_last_frame(bridge_modules):
         assert b"terminate called" not in err
 
 
+def test_stdio_sigterm_during_its_job_ends_with_cancelled_and_130(bridge_modules):
+    wire = bridge_modules.wire
+    child = _child("serve", "--stdio", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdin.write(job_body(wire, "spin", {"steps": 100_000, "size": 256}))
+    child.stdin.close()
+    frames = []
+    for line in child.stdout:  # frames arrive as the job runs: signal once, when it is under way
+        frames.append(json.loads(line)["event"])
+        if frames.count("progress") == 1 and frames[-1] == "progress":
+            child.send_signal(signal.SIGTERM)
+    code, err = child.wait(timeout=60), child.stderr.read()
+    assert code == 130 and frames[-1] == "cancelled" and b"terminate called" not in err, (frames, err[-800:])
+
+
 def _start_server(tmp_path):
     server_file = tmp_path / "server.json"
     child = _child("serve", "--server-file", str(server_file), stderr=subprocess.PIPE)

@@ -88,6 +88,13 @@ class WeightsStore:
         self.entries = dict(entries)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.search_path = [Path(p) for p in search_path] if search_path is not None else default_search_path()
+        # The user's models folder holds the user's own models: a file there that is named like another
+        # entry's file is not that file, and must not stand in for it (it would fail its check).
+        self.models_dir: Path | None = None
+        if search_path is None:
+            from .user_models import user_models_dir
+
+            self.models_dir = user_models_dir()
         self._fetch_lock = threading.Lock()
 
     def entry(self, name: str) -> WeightsEntry:
@@ -113,9 +120,10 @@ class WeightsStore:
             local = Path(url2pathname(urlsplit(entry.source.url).path))
             if local.name == entry.file and local.is_file():
                 return local
+        own = bool(entry.extra.get("user_model"))
         for folder in [*self.search_path, self.cache_dir]:
             candidate = folder / entry.file
-            if candidate.is_file():
+            if (own or folder != self.models_dir) and candidate.is_file():
                 return candidate
         return None
 

@@ -572,3 +572,21 @@ def test_weights_list_escapes_control_characters_in_names(tmp_path: Path, monkey
     with pytest.raises(SystemExit):  # the choices of --model list the names too
         main(["run", "perceptual", "--help"])
     assert "\x1b" not in capsys.readouterr().out
+
+
+def test_a_file_in_the_models_folder_stands_in_only_for_a_user_model(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugin_host.weights.user_models import installed_models
+
+    models, extra = tmp_path / "models", tmp_path / "extra"
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(models))
+    monkeypatch.setenv("PLUGIN_HOST_WEIGHTS_PATH", str(extra))
+    monkeypatch.setenv("PLUGIN_HOST_CACHE", str(tmp_path / "cache"))
+    _user_model(models, "alpha.pth", {"model_kind": "style", "name": "alpha"})  # alpha's file name
+    _user_model(models, "ink.pth", {"model_kind": "style", "name": "ink"})
+    [_, ink] = installed_models("style")
+    store = WeightsStore({"alpha": entry("alpha", A_BYTES), "ink": ink})
+    assert store.locate("alpha") is None and store.locate("ink") == models / "ink.pth"
+    extra.mkdir()
+    (extra / "alpha.pth").write_bytes(A_BYTES)
+    assert store.path("alpha", fetch=False) == extra / "alpha.pth"

@@ -95,8 +95,8 @@ def load_image(path_or_pil: str | os.PathLike | Image.Image, max_pixels: int | N
                 _check_pixels(im.size, cap, shown_path(path))
                 loaded = _load_opened(im, lambda: _open(path, cap))
     except UnidentifiedImageError as exc:
-        raise InputImageError(f"cannot read image '{shown_path(path)}': not an image format Pillow knows, or a damaged file",
-                              hint="use a PNG, JPEG, TIFF or WebP file") from exc
+        raise InputImageError(f"cannot read image '{shown_path(path)}': not an image format Pillow knows, "
+                              "or a damaged file", hint="use a PNG, JPEG, TIFF or WebP file") from exc
     except Image.DecompressionBombError as exc:  # only above 2 * Pillow's limit, hence above `cap`
         raise InputImageError(f"image '{shown_path(path)}' has more pixels than the limit of {cap:,}: {exc}",
                               hint=f"downscale it first, or raise {MAX_PIXELS_ENV}") from exc

@@ -59,3 +59,53 @@ def test_gray_and_batch_of_one_are_accepted():
     assert periodic_peak(image[None]) == pytest.approx(periodic_peak(image))
     with pytest.raises(ValueError, match="batch of 2"):
         periodic_peak(torch.stack([image, image]))
+
+
+# --- feature measures, with the real default encoder on the bundled samples ---------------------
+
+from plugin_host.encoders.vgg import build_encoder  # noqa: E402
+from plugin_host.evaluation import (CONTENT_LAYER, DESCRIPTOR_LAYERS, content_ratio, descriptor_distance,  # noqa: E402
+                                    nearest_collection, style_descriptor)
+from plugin_host.imaging.io import load_image  # noqa: E402
+from plugin_host.imaging.resize import resize_max_side  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder(default_encoder):
+    state = torch.load(default_encoder, map_location="cpu", weights_only=True)
+    return build_encoder("vgg16", state, "caffe", (*DESCRIPTOR_LAYERS, CONTENT_LAYER))
+
+
+@pytest.fixture(scope="module")
+def samples(samples_dir):
+    return {path.stem: resize_max_side(load_image(path).rgb, 160) for path in samples_dir.glob("*.jpg")}
+
+
+def test_content_ratio_is_small_for_the_photo_and_one_for_the_painting(encoder, samples):
+    photo, painting = samples["lighthouse"], samples["starry_night"]
+    slightly_changed = (photo + 0.03 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert content_ratio(encoder, slightly_changed, photo, painting) < 0.2
+    assert content_ratio(encoder, painting, photo, painting) == pytest.approx(1.0, rel=1e-3)
+    assert content_ratio(encoder, samples["parrots"], photo, painting) > 0.5  # another photo is not this content
+
+
+def test_a_picture_lands_in_the_collection_of_its_own_kind(encoder, samples):
+    # Two "collections": crops of each painting; a new crop of a painting lands with its own.
+    def crops(image, corners):
+        h, w = image.shape[-2:]
+        return [image[..., int(y * h):int(y * h) + h // 2, int(x * w):int(x * w) + w // 2] for y, x in corners]
+
+    collections = {name: [style_descriptor(encoder, crop) for crop in crops(samples[name], [(0, 0), (0, .5), (.5, 0)])]
+                   for name in ("starry_night", "great_wave")}
+    for name in collections:
+        held_out = style_descriptor(encoder, crops(samples[name], [(.5, .5)])[0])
+        assert nearest_collection(held_out, collections) == name
+
+
+def test_descriptor_distance_is_zero_to_itself_and_symmetric(encoder, samples):
+    a, b = style_descriptor(encoder, samples["lighthouse"]), style_descriptor(encoder, samples["great_wave"])
+    assert descriptor_distance(a, a) == 0
+    assert descriptor_distance(a, b) == pytest.approx(descriptor_distance(b, a)) and descriptor_distance(a, b) > 0
+    assert set(a) == set(DESCRIPTOR_LAYERS) and a["relu1_1"].shape == (128,)
+    with pytest.raises(ValueError):
+        nearest_collection(a, {})

@@ -23,6 +23,7 @@ buffer that stream and hide the disconnect; an ASGI one would need the stream br
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import math
@@ -249,7 +250,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as err:  # a bug in the server: answer it like a method's, with a log
             self.close_connection = True
             if not self._answered:
-                self._json(500, internal_error(self.server.session, "", err))
+                with contextlib.suppress(OSError):
+                    self._json(500, internal_error(self.server.session, "", err))
         finally:
             self.server.touch(-1)
 
@@ -260,7 +262,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in self.path.split("?")[0].split("/") if p]
         allowed = allowed_verbs(parts)
         if not allowed:
-            return self._error(404, f"no route {verb} {self.path[:200]}", "not-found", "see GET /v1/health")
+            return self._error(404, f"no route {verb[:20]} {self.path[:200]}", "not-found", "see GET /v1/health")
         if verb not in allowed:
             return self._error(405, f"{verb[:20]} is not allowed on {self.path[:200]}", "request",
                                f"use {' or '.join(allowed)}", headers={"Allow": ", ".join(allowed)})

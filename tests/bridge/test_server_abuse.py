@@ -212,7 +212,7 @@ def test_a_method_raising_any_base_exception_fails_its_job_and_the_worker_goes_o
     assert err.value.kind == "internal" and raised in err.value.message and "serve_toys" in err.value.message
     layout, pixels = client.run_job(info, job_body(wire, "quick"))  # the next job runs
     assert layout["width"] == 4 and pixels[3::4] == rgba(4, 3)[3::4]
-    assert server.worker.alive and not server.worker.busy
+    assert server.worker.alive and _wait(lambda: not server.worker.busy)  # it clears up just after the frame
 
 
 # -- verbs, malformed requests ------------------------------------------------------------------------
@@ -240,6 +240,20 @@ def test_a_malformed_request_line_gets_a_json_error(serve):
     status, headers, content = raw_request(info["port"], b"GET /v1/health HTTP/9\r\n\r\n")
     assert status in (400, 505) and headers["Content-Type"] == "application/json"
     assert json.loads(content)["kind"] == "request"
+
+
+def test_a_bug_in_the_server_is_answered_500_with_a_log(serve, bridge_modules, monkeypatch):
+    from plugin_host.serve import httpd
+
+    def broken(registry):
+        raise RuntimeError("described badly")
+
+    _, info = serve()
+    monkeypatch.setattr(httpd, "describe_methods", broken)
+    status, body = bridge_modules.client.request(info, "GET", "/v1/methods")
+    assert status == 500 and body["kind"] == "internal" and "RuntimeError: described badly" in body["error"]
+    assert "traceback is in" in body["hint"]
+    assert bridge_modules.client.health(info)["ok"] is True
 
 
 # -- options ------------------------------------------------------------------------------------------

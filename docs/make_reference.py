@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 OUTPUT = Path(__file__).resolve().parent / "cli.md"
-COMMANDS = [[], ["list"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["run", "perceptual"],
+COMMANDS = [[], ["list"], ["plugins"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["run", "perceptual"],
             ["run", "perceptual-sr"], ["train"], ["train", "adain"], ["train", "perceptual"],
             ["train", "perceptual-sr"], ["sr-eval"], ["weights"], ["weights", "list"],
-            ["weights", "fetch"], ["weights", "verify"], ["weights", "import"], ["serve"], ["gimp"],
+            ["weights", "fetch"], ["weights", "verify"], ["weights", "import"], ["weights", "package"], ["serve"], ["gimp"],
             ["gimp", "install"], ["gimp", "uninstall"], ["gimp", "doctor"]]
 
 

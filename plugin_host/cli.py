@@ -106,6 +106,11 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="installed methods, their plugins, and failed plugins")
     listing.add_argument("--json", action="store_true")
+    plugins = commands.add_parser("plugins", help="every plugin: distribution, version, what it contributed or "
+                                                  "why it failed", description="Every plugin the host found: its "
+                                                  "distribution and version, the methods, weights and commands it "
+                                                  "contributed, and why any of it failed.")
+    plugins.add_argument("--json", action="store_true")
     info = commands.add_parser("info", help="a method's inputs and parameters")
     info.add_argument("method")
     info.add_argument("--json", action="store_true")
@@ -140,6 +145,12 @@ def build_parser(registry: Registry) -> argparse.ArgumentParser:
     wi = weights_cmds.add_parser("import", help="copy a file you obtained yourself into the cache")
     wi.add_argument("path", type=Path)
     wi.add_argument("--name", help="registry name, if the digest is not known in advance")
+    wp = weights_cmds.add_parser("package", help="copy a model and its card into a style pack's models folder",
+                                 description="Copy a model you trained (its name in `weights list`, or a NAME.pth "
+                                             "file beside its NAME.pth.json card) into the folder a style pack "
+                                             "registers with packaged_models(), with its sha256 and size on the card.")
+    wp.add_argument("model", help="an installed model's name, or a .pth file with its card")
+    wp.add_argument("--into", type=Path, required=True, metavar="FOLDER", help="the pack's models folder")
 
     from .serve.cli import add_commands as add_bridge_commands
 
@@ -175,6 +186,25 @@ def cmd_list(args: argparse.Namespace, registry: Registry) -> int:
         print("no methods installed")
     for failure in registry.failures:
         print(f"FAILED {failure.plugin}: {failure.reason}")
+    return ExitCode.OK
+
+
+def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
+    rows = registry.report()
+    if args.json:
+        print(json.dumps({"plugins": [row.to_json() for row in rows]}, indent=2))
+        return ExitCode.OK
+    for row in rows:
+        info = row.plugin
+        origin = " ".join(p for p in (info.distribution, info.version) if p) or "not installed"
+        print(f"{info.name}  ({origin}{', built-in' if info.builtin else ''})  {row.status}")
+        for label, names in (("methods", row.methods), ("weights", row.weights), ("commands", row.commands)):
+            if names:
+                print(f"  {label}: {', '.join(names)}")
+        for reason in row.failures:
+            print(f"  FAILED: {reason}")
+    if not rows:
+        print("no plugins found")
     return ExitCode.OK
 
 
@@ -315,7 +345,7 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
         else:
             for row in rows:  # names and paths from cards and folders: escapes shown, not obeyed
                 row = {key: printable(value) if isinstance(value, str) else value for key, value in row.items()}
-                print(f"{row['name']:<34} {row['kind']:<18} {row['location']}")
+                print(f"{row['name']:<34} {row['kind']:<18} {row['plugin'] or '-':<12} {row['location']}")
         return ExitCode.OK
     if action == "fetch":
         progress = make_progress("none" if args.quiet else "bar")
@@ -331,11 +361,32 @@ def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToke
             print(printable(f"{item.name:<24} {item.status:<11} {item.path or ''} {item.detail or ''}".rstrip()))
             bad += item.status == "bad-digest" or (bool(args.names) and item.status == "missing")
         return ExitCode.USAGE if bad else ExitCode.OK
+    if action == "package":
+        print(_package(args.model, args.into, store))
+        return ExitCode.OK
     entry = store.import_file(args.path, name=args.name)
     note = ("; no digest of it is known, so only its contents were checked (weights only, finite, "
             "the expected layout)") if unchecked(entry) else ""
     print(printable(f"imported {args.path} as {entry.name}{note}"))
     return ExitCode.OK
+
+
+def _package(model: str, into: Path, store: Any) -> Path:
+    """``model`` (a registered name or a .pth file with a card) copied into ``into`` by :func:`package_model`."""
+    from .errors import WeightsError
+    from .weights.user_models import package_model, read_card
+
+    path = Path(model)
+    if not path.is_file():
+        path = store.locate(store.entry(model).name) or Path(model)
+        if not path.is_file():
+            raise WeightsError(f"model {model!r} is registered but not installed",
+                               hint=f"run `plugin_host weights fetch {model}` first")
+    card = read_card(path)
+    if card is None or not card.get("model_kind"):
+        raise WeightsError(f"{path} has no card ({path.name}.json with its name and model_kind)",
+                           hint="models written by `plugin_host train` have one; write it by hand otherwise")
+    return package_model(path, into, {"name": path.name.removesuffix(".pth"), **card})
 
 
 # -- entry point ----------------------------------------------------------------------------
@@ -345,7 +396,7 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     registry = registry if registry is not None else load_registry()
     parser = build_parser(registry)
     args = parser.parse_args(argv)
-    if args.command != "list":  # list shows failures itself
+    if args.command not in ("list", "plugins"):  # these show failures themselves
         for failure in registry.failures:
             print(f"warning: plugin {failure.plugin} failed: {failure.reason}", file=sys.stderr)
     for problem in registry.user_model_problems:  # the user's own model cards, whatever the command
@@ -353,6 +404,7 @@ def main(argv: Sequence[str] | None = None, registry: Registry | None = None) ->
     cancel = CancelToken()
     handlers: dict[str, Callable[[], int]] = {
         "list": lambda: cmd_list(args, registry),
+        "plugins": lambda: cmd_plugins(args, registry),
         "info": lambda: cmd_info(args, registry),
         "run": lambda: cmd_run(args, registry, cancel),
         "train": lambda: cmd_train(args, registry, cancel),

@@ -78,14 +78,14 @@ class MethodNotFound(PluginHostError):
 
 
 class PluginError(PluginHostError):
-    """A plugin failed to load or registered something invalid."""
+    """What a user asked for comes from a plugin that failed to load or registered it invalid."""
 
     kind = "plugin"
 
     def __init__(self, plugin: str, reason: str, distribution: str | None = None,
-                 version: str | None = None) -> None:
-        where = f"{distribution} {version}" if distribution else plugin
-        super().__init__(f"plugin {plugin!r} ({where}): {reason}")
+                 version: str | None = None, hint: str | None = None) -> None:
+        where = " ".join(p for p in (distribution, version) if p)
+        super().__init__(f"plugin {plugin!r}" + (f" ({where})" if where else "") + f": {reason}", hint)
         self.plugin, self.reason = plugin, reason
         self.distribution, self.version = distribution, version
 

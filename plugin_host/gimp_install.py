@@ -102,8 +102,8 @@ def install(plugins: Path, registry: Any) -> Iterator[str]:
     yield f"  methods.json: {len(document['methods'])} method(s): {names}"
     yield f"  host.json: GIMP will call {' '.join(host['command'])}"
     yield f"  server file: {host['server_file']}"
-    yield "restart GIMP; the filters are under Filters > " + ", ".join(
-        sorted({f"{m['menu']} > Neural Style" for m in document["methods"]}) or ["Artistic > Neural Style"])
+    places = sorted({" > ".join(p for p in (m["menu"], m["submenu"]) if p) for m in document["methods"]})
+    yield "restart GIMP; the filters are under Filters > " + (", ".join(places) or "Artistic > Neural Style")
 
 
 def uninstall(plugins: Path) -> str:

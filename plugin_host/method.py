@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+#: The submenus of GIMP 3's Filters menu a method may choose as its ``menu``.
+GIMP_MENUS = ("Artistic", "Blur", "Decor", "Distorts", "Edge-Detect", "Enhance", "Generic", "Light and Shadow",
+              "Map", "Noise", "Render")
+#: The submenu of ``menu`` a method lands in unless it chooses another (``""``: directly in ``menu``).
+DEFAULT_SUBMENU = "Neural Style"
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,12 @@ class Method:
     :param weights: names of weights entries it may need (for ``weights fetch``/docs).
     :param train: ``train(params, ctx) -> Path`` or ``"module:function"``, for ``plugin_host
         train METHOD``; ``None`` if it cannot train. ``train_schema`` declares its options.
+    :param menu: where GIMP lists it: one of :data:`GIMP_MENUS`, the submenus of Filters
+        (``Artistic``: Filters › Artistic; ``Render`` for a generator).
+    :param submenu: a submenu of ``menu`` grouping it with related filters (default ``Neural Style``:
+        Filters › Artistic › Neural Style); ``""`` puts it directly in ``menu``. Up to 40 characters, no ``/``.
+    :param creates_image: ``True`` for a generator, whose result is a new picture rather than a change
+        of the layer: GIMP's dialog then puts the result in a new image unless the user chooses otherwise.
     """
 
     name: str
@@ -46,6 +57,8 @@ class Method:
     train: Callable[..., Any] | str | None = None
     train_schema: Schema = field(default_factory=Schema)
     menu: str = "Artistic"
+    submenu: str = DEFAULT_SUBMENU
+    creates_image: bool = False
 
     @property
     def can_train(self) -> bool:
@@ -67,6 +80,14 @@ class Method:
                 continue
             if not (callable(target) or isinstance(target, str) and re.match(r"^[\w.]+:[\w.]+$", target)):
                 found.append(f"{label} must be callable or a 'module:function' string, got {target!r}")
+        if self.menu not in GIMP_MENUS:
+            found.append(f"menu {self.menu!r} must be one of {', '.join(GIMP_MENUS)}")
+        if not isinstance(self.submenu, str) or "/" in self.submenu or len(self.submenu) > 40 \
+                or self.submenu != self.submenu.strip():
+            found.append(f"submenu {self.submenu!r} must be text of up to 40 characters without '/' "
+                         "or surrounding spaces ('' for none)")
+        if not isinstance(self.creates_image, bool):
+            found.append(f"creates_image must be True or False, got {self.creates_image!r}")
         if isinstance(self.schema, Schema) and isinstance(self.inputs, (tuple, list)):
             input_names = {i.name for i in self.inputs} | {f"{i.name}_blend" for i in self.inputs if i.weighted}
             clash = {p.name for p in self.schema} & input_names
@@ -85,8 +106,14 @@ class Method:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "description": self.description,
-                "menu": self.menu, "can_train": self.can_train, "weights": list(self.weights),
+                "menu": self.menu, "submenu": self.submenu, "creates_image": self.creates_image,
+                "can_train": self.can_train, "weights": list(self.weights),
                 "inputs": [i.to_json() for i in self.inputs], "params": self.schema.to_json()}
+
+    @property
+    def menu_location(self) -> str:
+        """Where GIMP lists it, as a reader would say it: ``Filters > Artistic > Neural Style``."""
+        return " > ".join(p for p in ("Filters", self.menu, self.submenu) if p)
 
     @property
     def content_input(self) -> ImageInput:
@@ -105,7 +132,6 @@ class Command:
     help: str
     add_arguments: Callable[["argparse.ArgumentParser"], None]
     handler: Callable[["argparse.Namespace"], int]
-    extra: dict = field(default_factory=dict)
 
 
 def _resolve(target: Callable[..., Any] | str) -> Callable[..., Any]:

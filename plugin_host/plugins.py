@@ -29,7 +29,7 @@ from .weights.registry import WeightsEntry
 ENTRY_POINT_GROUP = "plugin_host"
 #: The distribution whose entry points are the built-ins.
 HOST_DISTRIBUTION = "plugin_host"
-BUILTIN_COMMANDS = {"list", "info", "run", "train", "weights", "serve", "gimp"}
+BUILTIN_COMMANDS = {"list", "plugins", "info", "run", "train", "weights", "serve", "gimp"}
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,16 @@ class PluginFailure:
 
 @dataclass(frozen=True)
 class PluginInfo:
-    """A loaded plugin: its entry-point name, distribution and version; ``builtin`` when plugin_host ships it."""
+    """A plugin: its entry-point name, distribution and version; ``builtin`` when plugin_host ships it.
+
+    ``module`` is the import name of its hooks module (an entry point's value up to ``:``), where known.
+    """
 
     name: str
     distribution: str | None
     version: str | None
     builtin: bool = False
+    module: str | None = None
 
     def describe(self) -> str:
         """``plugin 'gatys' (built-in)`` or ``plugin 'x' (x-dist 1.0)``: how messages name it."""
@@ -67,9 +71,36 @@ class RegisteredMethod:
     plugin: PluginInfo
 
 
+@dataclass(frozen=True)
+class PluginReport:
+    """What one plugin contributed and what of it failed: a row of ``plugin_host plugins``.
+
+    ``status`` is ``ok``; ``failed`` (nothing of it is usable); ``partly failed`` (some of what it
+    registered was refused, the rest works); or ``disabled`` (named in ``PLUGIN_HOST_DISABLE``).
+    """
+
+    plugin: PluginInfo
+    methods: tuple[str, ...] = ()
+    weights: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    failures: tuple[str, ...] = ()
+    status: str = "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        info = self.plugin
+        return {"plugin": info.name, "distribution": info.distribution, "version": info.version,
+                "builtin": info.builtin, "module": info.module, "status": self.status,
+                "methods": list(self.methods), "weights": list(self.weights), "commands": list(self.commands),
+                "failures": list(self.failures)}
+
+
 @dataclass
 class Registry:
-    """Everything the loaded plugins contributed."""
+    """Everything the plugins contributed.
+
+    ``plugins`` lists every plugin the host tried to load, in loading order (built-ins first),
+    including those that failed; ``disabled`` those skipped for ``PLUGIN_HOST_DISABLE``.
+    """
 
     methods: dict[str, RegisteredMethod] = field(default_factory=dict)
     weights: dict[str, WeightsEntry] = field(default_factory=dict)
@@ -80,12 +111,17 @@ class Registry:
     commands: dict[str, Command] = field(default_factory=dict)
     commands_plugin: dict[str, PluginInfo] = field(default_factory=dict)
     plugins: list[PluginInfo] = field(default_factory=list)
+    disabled: list[PluginInfo] = field(default_factory=list)
     failures: list[PluginFailure] = field(default_factory=list)
+    #: Method name → the failure that took it out (refused at registration, or dropped later).
+    failed_methods: dict[str, PluginFailure] = field(default_factory=dict)
 
     def drop_method(self, name: str, reason: str) -> None:
         """Take a registered method out, as a failure of the plugin that registered it."""
         entry = self.methods.pop(name)
-        self.failures.append(_failure(entry.plugin, f"method {name!r}: {reason}"))
+        failure = _failure(entry.plugin, f"method {name!r}: {reason}")
+        self.failures.append(failure)
+        self.failed_methods[name] = failure
 
     def drop_command(self, name: str, reason: str) -> None:
         """Take a plugin's command out, as a failure of that plugin."""
@@ -94,14 +130,34 @@ class Registry:
         self.failures.append(_failure(info, f"command {name!r}: {reason}"))
 
     def method(self, name: str) -> Method:
-        """The method called ``name``; :class:`MethodNotFound` with a did-you-mean otherwise."""
+        """The method called ``name``.
+
+        :raises PluginError: when the plugin providing it failed (to load, or this method was refused).
+        :raises MethodNotFound: with a did-you-mean, when no plugin provides it.
+        """
         if name in self.methods:
             return self.methods[name].method
+        failure = self.failed_methods.get(name) or next((f for f in self.failures if f.plugin == name), None)
+        if failure is not None:
+            raise PluginError(failure.plugin, f"{failure.reason}; so there is no method {name!r}",
+                              failure.distribution, failure.version,
+                              hint="`plugin_host plugins` shows what each plugin contributed and why any failed")
         hint = did_you_mean(name, self.methods) or "`plugin_host list` shows the installed methods"
-        failed = [f for f in self.failures if f.plugin == name]
-        if failed:
-            hint = f"the plugin providing it failed to load: {failed[0].reason}"
         raise MethodNotFound(f"no method named {name!r}", hint)
+
+    def report(self) -> list[PluginReport]:
+        """One :class:`PluginReport` per plugin tried, then per disabled plugin, in loading order."""
+        rows = []
+        for info in self.plugins:
+            failures = tuple(f.reason for f in self.failures
+                             if (f.plugin, f.distribution) == (info.name, info.distribution))
+            methods = tuple(n for n, e in self.methods.items() if e.plugin == info)
+            weights = tuple(n for n, owner in self.weights_plugin.items() if owner == info)
+            commands = tuple(n for n, owner in self.commands_plugin.items() if owner == info)
+            status = "ok" if not failures else "partly failed" if methods or weights or commands else "failed"
+            rows.append(PluginReport(info, methods, weights, commands, failures, status))
+        rows += [PluginReport(info, status="disabled") for info in self.disabled]
+        return rows
 
     def model_names(self) -> dict[str, list[str]]:
         """Model kind → registered weights names, for :class:`~plugin_host.schema.ModelParam`."""
@@ -156,14 +212,17 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
     candidates: list[tuple[str, Callable[[], object], PluginInfo]] = []
     for ep in sorted(entry_points, key=lambda e: (not is_builtin(e), e.name)):  # built-ins first
         dist = getattr(ep, "dist", None)
-        info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None, is_builtin(ep))
+        info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None, is_builtin(ep),
+                          ep.value.partition(":")[0].strip())
         candidates.append((ep.name, ep.load, info))
     for name, plugin in extra_plugins:
-        candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None)))
+        candidates.append((name, (lambda p=plugin: p), PluginInfo(name, None, None, module=_module_of(plugin))))
 
     for name, load, info in candidates:
         if manager.is_blocked(name):
+            registry.disabled.append(info)
             continue
+        registry.plugins.append(info)
         try:
             plugin = load()
             manager.register(plugin, name=name)
@@ -171,7 +230,6 @@ def load_registry(entry_points: Iterable[metadata.EntryPoint] | None = None,
             registry.failures.append(_failure(info, f"failed to load: {_describe(err)}"))
             continue
         infos[name] = info
-        registry.plugins.append(info)
 
     _drop_misspelt_hooks(manager, registry, infos)
     _collect(manager.hook.register_methods, "register", registry, infos, _method_adder(registry))
@@ -192,7 +250,6 @@ def _drop_misspelt_hooks(manager: pluggy.PluginManager, registry: Registry,
         except pluggy.PluginValidationError as err:
             name = manager.get_name(err.plugin)
             info = infos.pop(name, PluginInfo(str(name), None, None))
-            registry.plugins.remove(info) if info in registry.plugins else None
             registry.failures.append(_failure(info, str(err)))
             manager.unregister(err.plugin)
 
@@ -217,8 +274,6 @@ def _collect(hook: Any, argname: str, registry: Registry, infos: dict[str, Plugi
             print(f"plugin_host trace: {hook.name} -> {impl.plugin_name}", file=sys.stderr)
         try:
             impl.function(**kwargs)
-        except PluginError as err:
-            registry.failures.append(_failure(info, err.reason))
         except Exception as err:
             registry.failures.append(_failure(info, f"{hook.name} raised {_describe(err)}"))
 
@@ -241,7 +296,9 @@ def _method_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
             problems.append(f"method name {method.name!r} is already registered by {owner.describe()}"
                             + _keep_builtin(owner))
         if problems:
-            _reject(registry, info, f"invalid method {method.name!r}: " + "; ".join(problems))
+            failure = _reject(registry, info, f"invalid method {method.name!r}: " + "; ".join(problems))
+            if isinstance(method.name, str) and method.name not in registry.methods:
+                registry.failed_methods[method.name] = failure
             return
         registry.methods[method.name] = RegisteredMethod(method, info)
     return add
@@ -337,8 +394,17 @@ def _command_adder(registry: Registry) -> Callable[[Any, PluginInfo], None]:
     return add
 
 
-def _reject(registry: Registry, info: PluginInfo, reason: str) -> None:
-    registry.failures.append(_failure(info, reason))
+def _reject(registry: Registry, info: PluginInfo, reason: str) -> PluginFailure:
+    failure = _failure(info, reason)
+    registry.failures.append(failure)
+    return failure
+
+
+def _module_of(plugin: object) -> str | None:
+    """The import name of a plugin object's hooks: a module's own name, else its class's module."""
+    import types
+
+    return plugin.__name__ if isinstance(plugin, types.ModuleType) else getattr(type(plugin), "__module__", None)
 
 
 def _failure(info: PluginInfo, reason: str) -> PluginFailure:

@@ -138,7 +138,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _conformance_items(session: pytest.Session, chosen: str) -> Iterator[pytest.Item]:
     """One ``conformance[METHOD]`` class of tests per chosen method, one failing test per failed plugin."""
-    from plugin_host.errors import MethodNotFound
+    from plugin_host.errors import PluginHostError
     from plugin_host.plugins import load_registry
 
     registry = load_registry()
@@ -149,7 +149,7 @@ def _conformance_items(session: pytest.Session, chosen: str) -> Iterator[pytest.
         for name in names:
             try:
                 registry.method(name)
-            except MethodNotFound as err:
+            except PluginHostError as err:  # no such method, or its plugin failed
                 raise pytest.UsageError(f"--plugin-host-conformance: {err.message}; {err.hint}") from None
     module = pytest.Module.from_parent(session, path=Path(__file__), nodeid="plugin_host")
     module.obj = sys.modules[__name__]  # this module, already imported: no second import by path

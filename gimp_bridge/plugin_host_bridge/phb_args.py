@@ -27,7 +27,9 @@ def canonical(name: str) -> str:
 
 
 def menu_path(method: dict) -> str:
-    return "<Image>/Filters/" + (method.get("menu") or "Artistic") + "/Neural Style"
+    """``<Image>/Filters/MENU/SUBMENU`` from the method's ``menu`` and ``submenu`` (``""``: no submenu)."""
+    submenu = method.get("submenu", "Neural Style")
+    return "<Image>/Filters/" + (method.get("menu") or "Artistic") + (f"/{submenu}" if submenu else "")
 
 
 def menu_label(method: dict) -> str:
@@ -57,8 +59,9 @@ def argument_specs(method: dict) -> list[dict]:
     ``name``, ``nick``, ``blurb``, ``default``; ``min``/``max`` for numbers; ``choices``
     (list of (nick, label)) for choices; ``source`` says where the value goes.
     """
+    output = "new-image" if method.get("creates_image") else "replace"  # a generator makes a new picture
     specs = [{"kind": "choice", "name": "output-mode", "nick": "Output", "blurb": "where the result goes",
-              "choices": list(OUTPUT_CHOICES), "default": "replace", "source": ("bridge", "output")}]
+              "choices": list(OUTPUT_CHOICES), "default": output, "source": ("bridge", "output")}]
     for spec in method.get("inputs", []):
         if spec.get("role") == "content":
             continue  # the active drawable

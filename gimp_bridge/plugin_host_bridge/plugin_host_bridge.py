@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""GIMP 3 plug-in: every plugin_host method as a filter under Filters > Artistic > Neural Style.
+"""GIMP 3 plug-in: every plugin_host method as a filter, under the Filters submenu its description names
+(``menu`` and ``submenu``: Filters > Artistic > Neural Style by default, Filters > Render for a generator).
 
 Procedures come from methods.json, written by `plugin_host gimp install`, so GIMP's start-up
 never waits for torch. A call reads the active drawable within the selection, sends it to the

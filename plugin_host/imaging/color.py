@@ -8,10 +8,10 @@ from __future__ import annotations
 import kornia.color
 import torch
 
+from .._shared_params import COLOR_MODES  # declared with the preserve_colors parameter
 from ._checks import check_image
 from .resize import resize_to
 
-COLOR_MODES = ("none", "luminance", "histogram")
 LUMINANCE_SPACES = ("ycbcr", "lab")
 
 

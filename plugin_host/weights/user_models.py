@@ -1,9 +1,15 @@
-"""Models the user trained or installed by hand: ``NAME.pth`` files with a ``NAME.pth.json`` card.
+"""Model files with a card: ``NAME.pth`` beside ``NAME.pth.json``, in the user's models folder or in a package.
 
-The folder is ``$PLUGIN_HOST_MODELS`` or the per-user data folder (``plugin_host/models``). It is
-on the weights search path, and a plugin turns the cards of its model kind into registry entries
-with :func:`installed_models`, so a newly trained model appears as a choice everywhere (CLI,
-``info``, GIMP dialog) without code changes. Cards are JSON, so listing models never imports torch.
+Two routes turn cards into registry entries, so a model appears as a choice everywhere (CLI, ``info``,
+GIMP dialog) without code changes:
+
+* :func:`installed_models`: what the user trained or installed by hand, in ``$PLUGIN_HOST_MODELS`` or
+  the per-user data folder (``plugin_host/models``), which is on the weights search path.
+* :func:`packaged_models`: models a package ships (a style pack, or a method's own), checked against
+  the sha256 and size on their cards like downloads; :func:`package_model` (``plugin_host weights
+  package``) writes such a folder.
+
+Cards are JSON, so listing models never imports torch.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._atomic import atomic_write
-from ..errors import ParameterError
+from ..errors import ParameterError, WeightsError
 from .registry import UrlSource, WeightsEntry
 
 CARD_SUFFIX = ".json"
@@ -91,36 +97,68 @@ def read_card(model_path: Path) -> dict[str, Any] | None:
     return card if isinstance(card, dict) else None
 
 
-def installed_models(model_kind: str, folder: Path | None = None, packaged: bool = False) -> list[WeightsEntry]:
-    """Registry entries for the cards of ``model_kind`` in ``folder`` (default: the user models folder).
-
-    Unreadable cards are skipped. ``packaged=True`` is for models a plugin ships inside its package:
-    their cards carry ``sha256`` and ``size``, and the file is used in place, verified like a download.
-    """
+def installed_models(model_kind: str, folder: Path | None = None) -> list[WeightsEntry]:
+    """Registry entries for the user's models of ``model_kind``: the cards in ``folder`` (default: the
+    user models folder). Unreadable cards and cards of other kinds are skipped; the files carry no
+    digest (the user made them)."""
     folder = folder or user_models_dir()
     if not folder.is_dir():
         return []
     entries = []
     for model in sorted(folder.glob("*.pth")):
         card = read_card(model)
-        if not card or card.get("model_kind") != model_kind:
-            continue
-        entries.append(WeightsEntry(
-            name=str(card.get("name") or model.stem), file=model.name, model_kind=model_kind,
-            architecture=str(card.get("architecture", "")), input_convention=str(card.get("input_convention", "raw")),
-            source=UrlSource(model.resolve().as_uri()) if packaged else None,
-            sha256=card.get("sha256") if packaged else None, size=card.get("size") if packaged else None,
-            licence=str(card.get("licence", "" if packaged else "yours")),
-            description=str(card.get("description", f"installed model {model.name}")),
-            extra={"card": card, "user_model": not packaged}))
+        if card and card.get("model_kind") == model_kind:
+            entries.append(_entry(model, card, packaged=False))
     return entries
 
 
-def package_model(model_path: Path, folder: Path, card: Mapping[str, Any]) -> Path:
-    """Copy a trained model into a plugin's ``weights/`` folder with a card holding its sha256 and size.
+def packaged_models(folder: Path, model_kind: str | None = None) -> list[WeightsEntry]:
+    """Registry entries for the models a package ships in ``folder`` (of ``model_kind`` only, if given).
 
-    This is how a plugin ships models it trained: ``installed_models(kind, folder, packaged=True)``
-    then registers them, verified like downloads.
+    Every ``NAME.pth`` there needs its card, as :func:`package_model` writes it: ``name``,
+    ``model_kind`` and the file's ``sha256`` and ``size``, against which the file is checked before
+    each use, like a download; it is used in place, never copied. A style pack registers its
+    models with this alone::
+
+        @hookimpl
+        def register_weights(register):
+            for entry in packaged_models(Path(__file__).parent / "models"):
+                register(entry)
+
+    :raises WeightsError: naming the file, when a model has no card or its card lacks those fields
+        (the plugin is then listed as failed, with this reason).
+    """
+    folder = Path(folder)
+    entries = []
+    for model in sorted(folder.glob("*.pth")):
+        card = read_card(model)
+        missing = ["a readable card"] if card is None else [k for k in ("name", "model_kind", "sha256", "size")
+                                                            if not card.get(k)]
+        if missing:
+            raise WeightsError(f"packaged model {model} lacks {', '.join(missing)} ({card_path(model).name})",
+                               hint=f"write it with `plugin_host weights package MODEL --into {folder}`")
+        if model_kind is None or card["model_kind"] == model_kind:
+            entries.append(_entry(model, card, packaged=True))
+    return entries
+
+
+def _entry(model: Path, card: Mapping[str, Any], packaged: bool) -> WeightsEntry:
+    return WeightsEntry(
+        name=str(card.get("name") or model.stem), file=model.name, model_kind=str(card["model_kind"]),
+        architecture=str(card.get("architecture", "")), input_convention=str(card.get("input_convention", "raw")),
+        source=UrlSource(model.resolve().as_uri()) if packaged else None,
+        sha256=card.get("sha256") if packaged else None, size=card.get("size") if packaged else None,
+        licence=str(card.get("licence", "" if packaged else "yours")),
+        description=str(card.get("description", f"installed model {model.name}")),
+        extra={"card": dict(card), "user_model": not packaged})
+
+
+def package_model(model_path: Path, folder: Path, card: Mapping[str, Any]) -> Path:
+    """Copy a trained model into a package's models ``folder`` as ``NAME.pth``, with its card plus sha256 and size.
+
+    This is how a package ships models (``plugin_host weights package`` calls it):
+    :func:`packaged_models` then registers them, verified like downloads. ``card`` needs ``name``
+    and ``model_kind``.
     """
     import shutil
 

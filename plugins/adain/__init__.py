@@ -6,8 +6,7 @@ decoders: the one shipped in ``weights/`` (with a JSON card giving its sha256), 
 """
 from pathlib import Path
 
-from plugin_host import Method, UrlSource, WeightsEntry, hookimpl
-from plugin_host.weights.user_models import installed_models
+from plugin_host.sdk import Method, UrlSource, WeightsEntry, hookimpl, installed_models, packaged_models
 
 from .schema import DECODER_KIND, INPUTS, SCHEMA, TRAIN_SCHEMA
 
@@ -43,6 +42,6 @@ def register_methods(register):
 
 @hookimpl
 def register_weights(register):
-    for entry in (*installed_models(DECODER_KIND, SHIPPED, packaged=True), *DECODERS,
+    for entry in (*packaged_models(SHIPPED, DECODER_KIND), *DECODERS,
                   *installed_models(DECODER_KIND)):
         register(entry)

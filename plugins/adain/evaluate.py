@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from plugin_host.losses import mean_std
+from plugin_host.sdk import mean_std
 
 from .net import ENCODER_LAYERS, encode
 

@@ -10,9 +10,7 @@ from typing import Any
 
 import torch
 
-from plugin_host.context import RunContext
-from plugin_host.errors import WeightsError
-from plugin_host.weights.checkpoint import load_state_dict, load_weights_file
+from plugin_host.sdk import RunContext, WeightsError, load_state_dict, load_weights_file
 
 from .net import ENCODER_LAYERS, load_adain_encoder, load_decoder
 

@@ -16,11 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from plugin_host.encoders import VGGEncoder
-from plugin_host.encoders.vgg import VGG_CONFIGS
-from plugin_host.errors import WeightsError
-from plugin_host.losses import mean_std
-from plugin_host.weights.checkpoint import load_strict
+from plugin_host.sdk import VGGEncoder, VGG_CONFIGS, WeightsError, load_strict, mean_std
 
 __all__ = [
     "DECODER_ARCHITECTURES",

@@ -11,14 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from plugin_host.context import RunContext
-from plugin_host.errors import InputImageError
-from plugin_host.imaging.color import match_color_statistics, preserve_luminance
-from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to
-from plugin_host.imaging.tiling import tiled_apply
-from plugin_host.losses import mean_std
-from plugin_host.runner import Inputs
-from plugin_host.schema import Params
+from plugin_host.sdk import (InputImageError, Inputs, Params, RunContext, match_color_statistics, mean_std,
+                             pad_to_min_side, preserve_luminance, resize_max_side, resize_to, tiled_apply)
 
 from .models import load_models
 from .net import adain, encode

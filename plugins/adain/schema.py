@@ -1,8 +1,6 @@
 """Inputs and parameters of AdaIN, for stylising and for training, declared once."""
-from plugin_host.builtin_weights import DEFAULT_ENCODER
-from plugin_host.errors import ParameterError
-from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ModelParam, Params,
-                                PathParam, Schema)
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, FloatParam, ImageInput, IntParam,
+                             ModelParam, ParameterError, Params, PathParam, Schema)
 
 DEFAULT_DECODER = "adain-decoder-vgg16-hed"
 DECODER_KIND = "adain-decoder"
@@ -20,15 +18,12 @@ SCHEMA = Schema(params=(
                min=0.0, max=1.0, step=0.05),
     ModelParam("decoder", "Decoder", "trained decoder; it fixes the encoder it was trained with",
                DEFAULT_DECODER, model_kind=DECODER_KIND),
-    ChoiceParam("preserve_colors", "Preserve colours",
-                "histogram: recolour the style to the content first; luminance: keep the content's chroma",
-                "none", choices=("none", "luminance", "histogram")),
+    PRESERVE_COLORS,
     IntParam("content_size", "Content size", "longest side of the result in pixels (0 = keep)", 1024,
              min=0, max=16384),
     IntParam("style_size", "Style size", "longest side the style image is read at (0 = keep)", 512,
              min=0, max=4096),
-    IntParam("tile_size", "Tile size", "process larger images in tiles of this many pixels, a multiple of 8 (0 = never; seams are invisible from 512 up)", 1024,
-             min=0, max=8192),
+    TILE_SIZE,
 ))
 
 

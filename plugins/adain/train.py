@@ -21,14 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from plugin_host.context import RunContext
-from plugin_host.encoders import channel_scales, normalise
-from plugin_host.losses import content_loss, mean_std, mean_std_style_loss
-from plugin_host.schema import Params
-from plugin_host.training import (JsonlLog, export_model, init_distributed, infinite_batches, load_checkpoint,
-                                  restore, run_steps, save_checkpoint, save_grid, wrap_ddp, ImageFolder)
-
-from plugin_host.weights.user_models import write_card
+from plugin_host.sdk import (ImageFolder, JsonlLog, Params, RunContext, channel_scales, content_loss, export_model,
+                             infinite_batches, init_distributed, load_checkpoint, mean_std, mean_std_style_loss,
+                             normalise, restore, run_steps, save_checkpoint, save_grid, wrap_ddp, write_card)
 
 from .models import load_encoder
 from .schema import DECODER_KIND

@@ -3,7 +3,7 @@
 Hook implementations only; the work is in ``run.py``, the parameters in ``schema.py``.
 Nothing here imports torch, so listing plugins stays fast.
 """
-from plugin_host import Method, hookimpl
+from plugin_host.sdk import Method, hookimpl
 
 from .schema import INPUTS, SCHEMA
 

@@ -13,15 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from plugin_host.context import RunContext
-from plugin_host.imaging.color import match_color_statistics, preserve_luminance
-from plugin_host.imaging.io import load_image
-from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to
-from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
-from plugin_host.memory import large_blocks_mapped
-from plugin_host.optim import LBFGS
-from plugin_host.runner import Inputs
-from plugin_host.schema import Params
+from plugin_host.sdk import (Inputs, LBFGS, Params, RunContext, content_loss, gram_matrix, gram_style_loss,
+                             large_blocks_mapped, load_image, match_color_statistics, pad_to_min_side,
+                             preserve_luminance, resize_max_side, resize_to, total_variation_loss)
 
 ADAM_LEARNING_RATE = 0.02
 LBFGS_HISTORY = 10  # two image-sized float32 tensors per pair: 60 MiB at 512² (scipy L-BFGS-B also keeps 10)

@@ -1,8 +1,6 @@
 """Inputs and parameters of the Gatys method, declared once."""
-from plugin_host.builtin_weights import DEFAULT_ENCODER
-from plugin_host.errors import ParameterError
-from plugin_host.schema import (ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam, Params,
-                                PathParam, Schema)
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, ChoiceParam, FloatParam, ImageInput, IntParam,
+                             ListParam, ModelParam, ParameterError, Params, PathParam, Schema)
 
 VGG_LAYERS = tuple(f"{kind}{block}_{i}" for block, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
                    for i in range(1, n + 1) for kind in ("conv", "relu"))
@@ -55,9 +53,7 @@ SCHEMA = Schema(params=(
     ModelParam("encoder", "Encoder", "VGG network that measures content and style", DEFAULT_ENCODER,
                model_kind="encoder"),
     ChoiceParam("pooling", "Pooling", "average pooling gives smoother results", "max", choices=("max", "avg")),
-    ChoiceParam("preserve_colors", "Preserve colours",
-                "keep the content's colours: luminance-only transfer or style recoloured to the content",
-                "none", choices=("none", "luminance", "histogram")),
+    PRESERVE_COLORS,
     IntParam("max_size", "Maximum size", "longest side of the result in pixels", 512, min=16, max=4096),
     IntParam("save_every", "Preview every", "write an intermediate image every N steps (0 = never)", 0,
              min=0, max=10000),

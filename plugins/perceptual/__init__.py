@@ -9,9 +9,8 @@ pytorch/examples checkpoints (downloadable), and the user's models folder (what
 """
 from pathlib import Path
 
-from plugin_host import Command, Method, WeightsEntry, hookimpl
-from plugin_host.weights import ZipMemberSource
-from plugin_host.weights.user_models import installed_models
+from plugin_host.sdk import (Command, Method, WeightsEntry, ZipMemberSource, hookimpl, installed_models,
+                             packaged_models)
 
 from .schema import CONTENT, SR_KIND, SR_SCHEMA, SR_TRAIN_SCHEMA, STYLE_KIND, STYLE_SCHEMA, STYLE_TRAIN_SCHEMA
 
@@ -59,9 +58,9 @@ def register_methods(register):
 
 @hookimpl
 def register_weights(register):
+    for entry in packaged_models(SHIPPED):  # style and SR models
+        register(entry)
     for kind in (STYLE_KIND, SR_KIND):
-        for entry in installed_models(kind, SHIPPED, packaged=True):
-            register(entry)
         for entry in installed_models(kind):
             register(entry)
     for entry in PUBLISHED:

@@ -42,7 +42,7 @@ def gram_distance(encoder, layers, image, style) -> float:
     (the style loss of Johnson et al.). Below the content's distance, a result took on the style."""
     import torch
 
-    from plugin_host.losses import gram_matrix
+    from plugin_host.sdk import gram_matrix
 
     with torch.no_grad():
         a, b = encoder(image), encoder(style)
@@ -71,7 +71,7 @@ def y_metrics(output, reference, border: int) -> tuple[float, float]:
 
 def benchmark_pair(path: Path, scale: int, blur_sigma: float = 0.0):
     """(HR, LR) of one benchmark image: HR cropped to a multiple of ``scale``, LR degraded and rounded to 8 bit."""
-    from plugin_host.imaging.io import load_image
+    from plugin_host.sdk import load_image
 
     from .degrade import degrade
 
@@ -103,8 +103,7 @@ def evaluate(hr_files: list[Path], scale: int, models: list[str], session, blur_
 
 
 def handle(args: argparse.Namespace) -> int:
-    from plugin_host.runner import Session
-    from plugin_host.image_files import image_files
+    from plugin_host.sdk import Session, image_files
 
     hr = args.hr
     files = image_files(hr) if hr.is_dir() else [hr]

@@ -9,9 +9,7 @@ from typing import Any
 
 import torch
 
-from plugin_host.context import RunContext
-from plugin_host.errors import WeightsError
-from plugin_host.weights.checkpoint import load_weights_file
+from plugin_host.sdk import RunContext, WeightsError, load_weights_file
 
 from .net import load_transformer
 

@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plugin_host.errors import WeightsError
-from plugin_host.weights.checkpoint import load_strict
+from plugin_host.sdk import WeightsError, load_strict
 
 from .schema import NORMS, UPSAMPLES, WIDTHS
 

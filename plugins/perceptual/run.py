@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from plugin_host.context import RunContext
-from plugin_host.imaging.color import preserve_colors
-from plugin_host.imaging.resize import pad_to_min_side, resize_max_side, resize_to, scale
-from plugin_host.imaging.tiling import frozen_instance_norm, tiled_apply
-from plugin_host.runner import Inputs
-from plugin_host.schema import Params
+from plugin_host.sdk import (Inputs, Params, RunContext, frozen_instance_norm, pad_to_min_side, preserve_colors,
+                             resize_max_side, resize_to, scale, tiled_apply)
 
 from .models import load_model
 from .net import apply_net

@@ -1,9 +1,7 @@
 """Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
-from plugin_host.builtin_weights import DEFAULT_ENCODER
-from plugin_host.errors import ParameterError
-from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam,
-                                Params, PathParam, Schema, StringParam)
-from plugin_host.weights.user_models import check_model_name
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, ChoiceParam, FloatParam,
+                             ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params, PathParam, Schema,
+                             StringParam, check_model_name)
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "transposed")
@@ -19,25 +17,20 @@ VGG_LAYERS = tuple(f"relu{block}_{i}" for block, n in ((1, 2), (2, 2), (3, 3), (
 
 CONTENT = (ImageInput("content", label="Image", help="the picture to process", role="content"),)
 
-TILE = IntParam("tile_size", "Tile size", "process larger images in tiles of this size (0 = never)", 1024,
-                min=0, max=8192)
-
 STYLE_SCHEMA = Schema(params=(
     ModelParam("model", "Style", "trained style network", DEFAULT_STYLE, model_kind=STYLE_KIND),
     FloatParam("strength", "Strength", "0 returns the input, 1 the full style", 1.0, min=0.0, max=1.0, step=0.05),
-    ChoiceParam("preserve_colors", "Preserve colours",
-                "luminance: keep the content's chroma; histogram: recolour the result to the content's statistics",
-                "none", choices=("none", "luminance", "histogram")),
+    PRESERVE_COLORS,
     FloatParam("content_scale", "Content scale",
                "resize the input before styling (smaller = larger brush strokes); the result keeps the input size",
                1.0, min=0.1, max=4.0, step=0.05),
-    TILE,
+    TILE_SIZE,
 ))
 
 SR_SCHEMA = Schema(params=(
     ModelParam("model", "Model", "trained super-resolution network (its name says the scale)", DEFAULT_SR,
                model_kind=SR_KIND),
-    TILE,
+    TILE_SIZE,
 ))
 
 

@@ -22,14 +22,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from plugin_host.context import RunContext
-from plugin_host.imaging.io import load_image, to_pil
-from plugin_host.imaging.resize import resize_max_side
-from plugin_host.losses import content_loss, gram_matrix, gram_style_loss, total_variation_loss
-from plugin_host.schema import Params
-from plugin_host.training import (ImageFolder, JsonlLog, export_model, infinite_batches, init_distributed,
-                                  load_checkpoint, restore, run_steps, save_checkpoint, save_grid, wrap_ddp)
-from plugin_host.weights.user_models import user_model_path, write_card
+from plugin_host.sdk import (ImageFolder, JsonlLog, Params, RunContext, content_loss, export_model, gram_matrix,
+                             gram_style_loss, infinite_batches, init_distributed, load_checkpoint, load_image,
+                             resize_max_side, restore, run_steps, save_checkpoint, save_grid, to_pil,
+                             total_variation_loss, user_model_path, wrap_ddp, write_card)
 
 from .degrade import degrade
 from .net import SuperResolutionNet, TransformerNet, apply_net
@@ -141,7 +137,7 @@ def train_style(params: Params, ctx: RunContext) -> Path:
 def train_sr(params: Params, ctx: RunContext) -> Path:
     factor = int(params.scale)
     if params.crop % factor:
-        from plugin_host.errors import ParameterError
+        from plugin_host.sdk import ParameterError
 
         raise ParameterError("crop", f"{params.crop} is not a multiple of the scale {factor}",
                              hint=f"use a crop such as {params.crop - params.crop % factor}")

@@ -22,6 +22,40 @@ def test_names_menus_and_labels(bridge_modules, described):
     assert args.procedure_name({"name": "my_method"}) == "plug-in-plugin-host-my-method"
     assert args.menu_path(gatys) == "<Image>/Filters/Artistic/Neural Style"
     assert args.menu_label(gatys) == "Neural Style (Gatys)..."
+    assert args.menu_path(described["twice"]) == "<Image>/Filters/Enhance/Neural Style"
+
+
+@pytest.mark.parametrize("placement, path, output", [
+    ({}, "<Image>/Filters/Artistic/Neural Style", "replace"),
+    ({"submenu": "Sketch"}, "<Image>/Filters/Artistic/Sketch", "replace"),
+    ({"menu": "Light and Shadow", "submenu": ""}, "<Image>/Filters/Light and Shadow", "replace"),
+    ({"menu": "Render", "creates_image": True}, "<Image>/Filters/Render/Neural Style", "new-image"),
+])
+def test_a_method_chooses_its_menu_and_a_generator_makes_a_new_image(bridge_modules, placement, path, output):
+    """The host's description carries menu, submenu and creates_image; the bridge places and defaults by them."""
+    from plugin_host import ImageInput, Method, Schema
+
+    method = Method(name="m", title="M", description="d", inputs=(ImageInput("content"),), schema=Schema(),
+                    run="x:y", **placement)
+    assert method.problems() == []
+    described = method.to_json()
+    assert bridge_modules.args.menu_path(described) == path
+    assert by_name(bridge_modules.args.argument_specs(described))["output-mode"]["default"] == output
+
+
+@pytest.mark.parametrize("placement, problem", [
+    ({"menu": "Filters/Artistic"}, "menu 'Filters/Artistic' must be one of Artistic, Blur"),
+    ({"menu": "artistic"}, "must be one of"),
+    ({"submenu": "Neural/Style"}, "without '/'"),
+    ({"submenu": "x" * 41}, "up to 40 characters"),
+    ({"creates_image": "yes"}, "creates_image must be True or False"),
+])
+def test_a_menu_gimp_does_not_have_is_refused_at_registration(placement, problem):
+    from plugin_host import ImageInput, Method, Schema
+
+    method = Method(name="m", title="M", description="d", inputs=(ImageInput("content"),), schema=Schema(),
+                    run="x:y", **placement)
+    assert any(problem in p for p in method.problems()), method.problems()
 
 
 def test_every_parameter_becomes_one_argument_of_the_right_kind(bridge_modules, described):

@@ -101,13 +101,16 @@ class _Outcomes:
 
 
 def test_tutorial_shows_the_example_files_verbatim():
+    """Paths are the method example's (docs/plugins/example), or under style-pack/ the style pack's."""
     text = (DOCS / "tutorial.md").read_text(encoding="utf-8")
     blocks = re.findall(r"<!-- file: (\S+) -->\n```\w*\n(.*?)```\n", text, re.S)
     shown = {path for path, _ in blocks}
     assert shown == {"pyproject.toml", "plugin_host_posterize/__init__.py", "plugin_host_posterize/run.py",
-                     "tests/test_posterize.py"}
+                     "tests/test_posterize.py", "style-pack/pyproject.toml",
+                     "style-pack/plugin_host_example_styles/__init__.py"}
     for path, body in blocks:
-        assert body == (EXAMPLE / path).read_text(encoding="utf-8"), f"tutorial.md is out of date for {path}"
+        where = DOCS / path if path.startswith("style-pack/") else EXAMPLE / path
+        assert body == where.read_text(encoding="utf-8"), f"tutorial.md is out of date for {path}"
 
 
 def test_minimal_plugin_in_index_md_works(tiny_image):

@@ -125,12 +125,13 @@ def test_python_module_entry_point_works():
     assert proc.returncode == 0 and proc.stdout.startswith("plugin_host ")
 
 
-def test_weights_list_prints_every_entry_with_its_kind_and_location(default_encoder):
+def test_weights_list_prints_every_entry_with_its_kind_plugin_and_location(default_encoder):
     proc = cli("weights", "list", check=True)
     rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()}
-    assert rows["vgg16-caffe-hed"][1] == "encoder"
-    assert rows["vgg16-caffe-hed"][2].endswith("vgg16-caffe-hed.pth")  # found via PLUGIN_HOST_WEIGHTS_PATH
-    assert rows["vgg19-torchvision"][1:] == ["encoder", "not", "installed"]
+    assert rows["vgg16-caffe-hed"][1:3] == ["encoder", "encoders"]  # kind, the plugin that registered it
+    assert rows["vgg16-caffe-hed"][3].endswith("vgg16-caffe-hed.pth")  # found via PLUGIN_HOST_WEIGHTS_PATH
+    assert rows["vgg19-torchvision"][1:] == ["encoder", "encoders", "not", "installed"]
+    assert rows["perceptual-mosaic"][2] == "perceptual"
 
 
 def test_schema_cli_aliases_name_the_same_parameter():

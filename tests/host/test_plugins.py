@@ -188,3 +188,64 @@ def test_list_says_which_plugin_owns_each_method_and_weights_entry(fake_modules,
     assert main(["weights", "list", "--json"], registry=registry) == 0
     owners = {row["name"]: row["plugin"] for row in json.loads(capsys.readouterr().out)}
     assert owners["vgg16-caffe-hed"] == "encoders" and owners["adain-decoder-vgg19"] == "adain"
+
+
+# -- plugin_host plugins ---------------------------------------------------------------------------
+
+def installed_distribution(folder, name, version, entry_points):
+    """The entry points of a distribution installed (metadata only) in ``folder``, as pip writes them."""
+    info = folder / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text("[plugin_host]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points))
+    return list(md.PathDistribution(info).entry_points)
+
+
+def test_plugins_lists_each_plugin_with_what_it_contributed_or_why_it_failed(fake_modules, tmp_path, capsys):
+    from plugin_host.cli import main
+    from plugin_host.plugins import builtin_entry_points, load_registry
+
+    pack = WeightsEntry("ink-wash", "ink-wash.pth", "perceptual-style", "johnson-transformer", "raw",
+                        UrlSource("file:///x/ink-wash.pth"), "0" * 64, size=3)
+    fake_modules("pack_plugin", module("pack_plugin", register_weights=lambda register: register(pack)))
+    fake_modules("mixed_plugin", module("mixed_plugin", register_methods=lambda register: (
+        register(make_method("toy")), register(make_method("Bad Name")))))
+    third_party = [*installed_distribution(tmp_path, "ink-pack", "1.2", [("ink", "pack_plugin")]),
+                   *installed_distribution(tmp_path, "mixed", "0.3", [("mixed", "mixed_plugin:hooks")]),
+                   *installed_distribution(tmp_path, "broken", "0.1", [("broken", "no_such_module_here")]),
+                   *installed_distribution(tmp_path, "off", "2.0", [("off", "pack_plugin")])]
+    fake_modules("mixed_plugin", types.SimpleNamespace(hooks=sys.modules["mixed_plugin"]))
+    registry = load_registry(entry_points=[*builtin_entry_points(), *third_party], disabled=["off"])
+
+    assert main(["plugins", "--json"], registry=registry) == 0
+    rows = {row["plugin"]: row for row in json.loads(capsys.readouterr().out)["plugins"]}
+    assert rows["ink"] == {"plugin": "ink", "distribution": "ink-pack", "version": "1.2", "builtin": False,
+                           "module": "pack_plugin", "status": "ok", "methods": [], "weights": ["ink-wash"],
+                           "commands": [], "failures": []}
+    assert rows["mixed"]["status"] == "partly failed" and rows["mixed"]["methods"] == ["toy"]
+    assert "invalid method 'Bad Name'" in rows["mixed"]["failures"][0]
+    assert rows["broken"]["status"] == "failed" and "ModuleNotFoundError" in rows["broken"]["failures"][0]
+    assert rows["off"]["status"] == "disabled" and rows["off"]["version"] == "2.0"
+    assert rows["perceptual"]["builtin"] and rows["perceptual"]["commands"] == ["sr-eval"]
+    assert rows["encoders"]["methods"] == [] and "vgg16-caffe-hed" in rows["encoders"]["weights"]
+
+    assert main(["plugins"], registry=registry) == 0
+    text = capsys.readouterr().out
+    assert "ink  (ink-pack 1.2)  ok\n  weights: ink-wash\n" in text
+    assert "broken  (broken 0.1)  failed\n  FAILED: failed to load: ModuleNotFoundError" in text
+    assert "gatys  (plugin_host 0.1.0, built-in)  ok\n  methods: gatys\n" in text
+    assert "off  (off 2.0)  disabled" in text
+
+
+def test_a_method_of_a_plugin_that_failed_names_the_plugin_and_its_reason(make_registry, fake_modules):
+    from plugin_host.errors import PluginError
+
+    fake_modules("half_plugin", module("half_plugin", register_methods=lambda register: register(
+        make_method("posterize", schema=Schema((FloatParam("seed", default=1.0),))))))
+    registry = make_registry(entry_points=[entry_point("posterize", "no_such_module_here")])
+    with pytest.raises(PluginError, match="plugin 'posterize': failed to load: ModuleNotFoundError.*so there is no "
+                                          "method 'posterize'"):
+        registry.method("posterize")
+    registry = make_registry(entry_points=[entry_point("half", "half_plugin")])
+    with pytest.raises(PluginError, match="plugin 'half': invalid method 'posterize'.*'seed' is taken by the host"):
+        registry.method("posterize")

@@ -337,13 +337,13 @@ def test_import_recognises_a_file_by_its_git_blob_id(tmp_path: Path) -> None:
 
 
 def test_a_model_shipped_in_a_package_is_used_in_place(tmp_path: Path) -> None:
-    from plugin_host.weights.user_models import installed_models, package_model
+    from plugin_host.weights.user_models import package_model, packaged_models
 
     trained = tmp_path / "run" / "out.pth"
     trained.parent.mkdir()
     trained.write_bytes(b"trained weights")
     shipped = package_model(trained, tmp_path / "pkg" / "weights", {"name": "ink", "model_kind": "style"})
-    [entry] = installed_models("style", shipped.parent, packaged=True)
+    [entry] = packaged_models(shipped.parent, "style")
     assert entry.sha256 and entry.size == len(b"trained weights")
     store = WeightsStore({"ink": entry}, cache_dir=tmp_path / "cache", search_path=[])
     assert store.path("ink") == shipped and not (tmp_path / "cache").exists()
@@ -505,7 +505,7 @@ def test_printable_escapes_what_a_terminal_would_obey() -> None:
 
 
 def test_a_user_model_of_the_same_file_name_does_not_stand_in_for_a_shipped_one(tmp_path: Path) -> None:
-    from plugin_host.weights.user_models import installed_models, package_model, write_card
+    from plugin_host.weights.user_models import package_model, packaged_models, write_card
 
     trained = tmp_path / "run" / "out.pth"
     trained.parent.mkdir()
@@ -515,7 +515,7 @@ def test_a_user_model_of_the_same_file_name_does_not_stand_in_for_a_shipped_one(
     models.mkdir()
     (models / "mosaic.pth").write_bytes(b"the user's own weights")
     write_card(models / "mosaic.pth", {"name": "mosaic", "model_kind": "style"})
-    [builtin] = installed_models("style", shipped.parent, packaged=True)
+    [builtin] = packaged_models(shipped.parent, "style")
     store = WeightsStore({"mosaic": builtin}, cache_dir=tmp_path / "cache", search_path=[models])
     assert store.path("mosaic") == shipped
 

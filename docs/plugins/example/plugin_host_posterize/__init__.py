@@ -3,7 +3,7 @@
 This module only declares the method; ``run.py`` does the work and is imported the first
 time the method runs, so ``plugin_host list`` stays fast and never imports torch.
 """
-from plugin_host import BoolParam, FloatParam, ImageInput, IntParam, Method, Schema, hookimpl
+from plugin_host.sdk import BoolParam, FloatParam, ImageInput, IntParam, Method, Schema, hookimpl
 
 SCHEMA = Schema(params=(
     IntParam("levels", "Levels", "tones kept per colour channel", 4, min=2, max=64),

@@ -2,9 +2,7 @@
 import torch
 
 import plugin_host_posterize
-from plugin_host.plugins import load_registry
-from plugin_host.runner import Session
-from plugin_host.testing import MethodConformance
+from plugin_host.sdk import MethodConformance, Session, load_registry
 
 
 def posterize_registry():

@@ -1,0 +1,23 @@
+"""Parameters several methods take, declared once so that name, label, help, default and bounds agree.
+
+A method puts them in its :class:`~plugin_host.schema.Schema` as they are (``Schema((..., PRESERVE_COLORS,
+TILE_SIZE))``); the SDK exports them. Standard library only.
+"""
+from __future__ import annotations
+
+from .schema import ChoiceParam, IntParam
+
+#: The colour modes of :func:`plugin_host.imaging.color.preserve_colors` and of :data:`PRESERVE_COLORS`.
+COLOR_MODES = ("none", "luminance", "histogram")
+
+PRESERVE_COLORS = ChoiceParam(
+    "preserve_colors", "Preserve colours",
+    "keep the content's colours: luminance styles the brightness only and keeps the content's chroma; "
+    "histogram matches the colours to the content's statistics", "none", choices=COLOR_MODES)
+
+TILE_SIZE = IntParam(
+    "tile_size", "Tile size",
+    "images larger than this many pixels on a side are processed in tiles of about this size, to bound "
+    "memory (0 = never tile; seams are invisible from 512 up)", 1024, min=0, max=8192)
+
+__all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE"]

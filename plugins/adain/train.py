@@ -21,9 +21,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from plugin_host.sdk import (ImageFolder, JsonlLog, Params, RunContext, channel_scales, content_loss, export_model,
-                             infinite_batches, init_distributed, load_checkpoint, mean_std, mean_std_style_loss,
-                             normalise, restore, run_steps, save_checkpoint, save_grid, wrap_ddp, write_card)
+from plugin_host.sdk import (ImageFolder, Params, RunContext, TrainingRun, channel_scales, content_loss,
+                             export_model, infinite_batches, mean_std, mean_std_style_loss, normalise, write_card)
 
 from .models import load_encoder
 from .schema import DECODER_KIND
@@ -31,90 +30,64 @@ from .net import ENCODER_LAYERS, Decoder, adain, encode
 
 
 def train(params: Params, ctx: RunContext) -> Path:
-    dist = init_distributed(device_type=ctx.device.type)
-    if dist.is_distributed:
-        ctx.device = dist.device  # one GPU per process under torchrun
-    device = ctx.device
-    torch.manual_seed(ctx.seed if ctx.seed is not None else 0)
-    encoder_entry = ctx.registry.weights[params.encoder]
-    encoder = load_encoder(ctx, params.encoder)
-    decoder = Decoder(encoder_entry.architecture, width=params.width).to(device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=params.learning_rate)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + params.lr_decay * step))
-
     out = Path(params.out)
-    checkpoint_path = out.with_name(out.name + ".ckpt")
-    start = 0
-    if params.resume and checkpoint_path.exists():
-        start = restore(load_checkpoint(checkpoint_path), {"decoder": decoder}, {"adam": optimizer},
-                        {"decay": schedule})
-    model = wrap_ddp(decoder, dist)
-    seed = ctx.seed if ctx.seed is not None else 0
-    photos = ImageFolder(params.content_dir, params.crop, params.resize_short or None)
-    paintings = ImageFolder(params.style_dir, params.crop, params.resize_short or None)
-    contents = infinite_batches(photos, params.batch_size, seed, start_step=start, rank=dist.rank,
-                                world_size=dist.world_size, num_workers=params.workers)
-    styles = infinite_batches(paintings, params.batch_size, seed + 1, start_step=start, rank=dist.rank,
-                              world_size=dist.world_size, num_workers=params.workers)
-    scales = measure_scales(encoder, (photos, paintings), params.batch_size, seed) if params.normalize_features else {}
-    log = JsonlLog(out.with_name(out.name + ".log.jsonl"), resume_step=start) if dist.is_main else None
+    encoder_entry = ctx.registry.weights[params.encoder]
     metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
                 "identity_weight": params.identity_weight, "normalize_features": params.normalize_features}
+    with TrainingRun(ctx, out, params, label="train adain", metadata=metadata) as run:
+        encoder = load_encoder(run.ctx, params.encoder)
+        decoder = Decoder(encoder_entry.architecture, width=params.width).to(run.device)
+        optimizer = torch.optim.Adam(decoder.parameters(), lr=params.learning_rate)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + params.lr_decay * step))
+        run.track(models={"decoder": decoder}, optimizers={"adam": optimizer}, schedulers={"decay": schedule})
+        model = run.ddp(decoder)
+        photos = ImageFolder(params.content_dir, params.crop, params.resize_short or None)
+        paintings = ImageFolder(params.style_dir, params.crop, params.resize_short or None)
+        contents, styles = run.batches(photos, params.batch_size, 0), run.batches(paintings, params.batch_size, 1)
+        scales = (measure_scales(encoder, (photos, paintings), params.batch_size, run.seed)
+                  if params.normalize_features else {})
+        shown: list[torch.Tensor] = []
 
-    def step(index: int) -> dict[str, float]:
-        content = next(contents).to(device)
-        style = next(styles).to(device)
-        with torch.no_grad():
-            content_features = encode(encoder, content)
-            style_features = encode(encoder, style)
-            target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
-            decoder_input = target
-            if params.identity_weight:  # one decoder call for the stylised and the identity images
-                decoder_input = torch.cat([target, content_features["relu4_1"], style_features["relu4_1"]])
-        with ctx.autocast():
-            decoded = model(decoder_input).to(ctx.dtype)
-        image = decoded[: len(target)]
-        features = normalise(encode(encoder, image), scales)
-        style_targets = normalise(style_features, scales)
-        loss_c = content_loss(features["relu4_1"], normalise({"relu4_1": target}, scales)["relu4_1"])
-        loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
-                     for layer in ENCODER_LAYERS)
-        loss = loss_c + params.style_weight * loss_s
-        parts = {}
-        if params.identity_weight:
-            loss_id = F.mse_loss(decoded[len(target):], torch.cat([content, style]))
-            loss = loss + params.identity_weight * loss_id
-            parts["identity"] = float(loss_id.detach())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if dist.is_main and params.preview_every and (index + 1) % params.preview_every == 0:
-            grid = out.with_name(f"{out.stem}-preview-{index + 1:07d}.png")
-            save_grid(grid, [content[:4], style[:4], image.detach().clamp(0, 1)[:4]], nrow=min(4, len(content)))
-            ctx.progress.preview(str(grid))
-        losses = dist.average({"loss": float(loss.detach()), "content": float(loss_c.detach()),
-                               "style": float(loss_s.detach()), **parts})
-        return {**losses, "lr": schedule.get_last_lr()[0]}
+        def step(index: int) -> dict[str, float]:
+            content = next(contents).to(run.device)
+            style = next(styles).to(run.device)
+            with torch.no_grad():
+                content_features = encode(encoder, content)
+                style_features = encode(encoder, style)
+                target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
+                decoder_input = target
+                if params.identity_weight:  # one decoder call for the stylised and the identity images
+                    decoder_input = torch.cat([target, content_features["relu4_1"], style_features["relu4_1"]])
+            with run.ctx.autocast():
+                decoded = model(decoder_input).to(run.ctx.dtype)
+            image = decoded[: len(target)]
+            features = normalise(encode(encoder, image), scales)
+            style_targets = normalise(style_features, scales)
+            loss_c = content_loss(features["relu4_1"], normalise({"relu4_1": target}, scales)["relu4_1"])
+            loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
+                         for layer in ENCODER_LAYERS)
+            loss = loss_c + params.style_weight * loss_s
+            parts = {}
+            if params.identity_weight:
+                loss_id = F.mse_loss(decoded[len(target):], torch.cat([content, style]))
+                loss = loss + params.identity_weight * loss_id
+                parts["identity"] = float(loss_id.detach())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            shown[:] = [content[:4], style[:4], image.detach().clamp(0, 1)[:4]]
+            return {"loss": float(loss.detach()), "content": float(loss_c.detach()), "style": float(loss_s.detach()),
+                    **parts, "lr": schedule.get_last_lr()[0]}
 
-    def save(at_step: int) -> None:
-        if dist.is_main:
-            save_checkpoint(checkpoint_path, models={"decoder": decoder}, optimizers={"adam": optimizer},
-                            schedulers={"decay": schedule}, step=at_step, metadata=metadata)
-            export_model(out, decoder, {**metadata, "steps": at_step})
-            write_card(out, {"name": out.stem, "model_kind": DECODER_KIND, **metadata, "steps": at_step,
+        def export(steps: int) -> None:
+            export_model(out, decoder, {**metadata, "steps": steps})
+            write_card(out, {"name": out.stem, "model_kind": DECODER_KIND, **metadata, "steps": steps,
                              "input_convention": encoder_entry.input_convention,
-                             "description": f"AdaIN decoder for {params.encoder}, {at_step} steps"})
+                             "description": f"AdaIN decoder for {params.encoder}, {steps} steps"})
 
-    # A resumed run reports the steps left, so its ETA is not skewed by steps done earlier.
-    ctx.progress.stage("train adain" + (f" from step {start}" if start else ""), total=params.iterations - start)
-    try:
-        run_steps(params.iterations, start, step, progress=ctx.progress, cancel=ctx.cancel, log=log,
-                  checkpoint_every=params.checkpoint_every, save_fn=save, log_every=params.log_every)
-    finally:
-        dist.cleanup()
-    return out
+        return run.train(step, export=export, preview=lambda index: shown)
 
 
 #: Images (from each of the content and style folders) the per-channel feature scales are measured on.

@@ -22,10 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from plugin_host.sdk import (ImageFolder, JsonlLog, Params, RunContext, content_loss, export_model, gram_matrix,
-                             gram_style_loss, infinite_batches, init_distributed, load_checkpoint, load_image,
-                             resize_max_side, restore, run_steps, save_checkpoint, save_grid, to_pil,
-                             total_variation_loss, user_model_path, wrap_ddp, write_card)
+from plugin_host.sdk import (ImageFolder, Params, RunContext, TrainingRun, content_loss, export_model, gram_matrix,
+                             gram_style_loss, load_image, resize_max_side, to_pil, total_variation_loss,
+                             user_model_path, write_card)
 
 from .degrade import degrade
 from .net import SuperResolutionNet, TransformerNet, apply_net
@@ -48,60 +47,44 @@ def _thumbnail(image: torch.Tensor, side: int = 96) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _loop(ctx: RunContext, params: Params, net: torch.nn.Module, out: Path, card: Mapping[str, Any],
+def _loop(run: TrainingRun, params: Params, net: torch.nn.Module, card: Mapping[str, Any],
           loss_fn: Callable[[torch.nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor], list]],
-          seed_offset: int) -> Path:
-    """The shared loop: DDP, Adam, data stream, resume, logging, previews, checkpoints, export."""
-    dist = init_distributed(device_type=ctx.device.type)
-    if dist.is_distributed:
-        ctx.device = dist.device
-    net = net.to(ctx.device)
+          stream: int) -> Path:
+    """What style and super-resolution training share: Adam on ``net``, one photo stream, the card."""
+    net = net.to(run.device)
     optimizer = torch.optim.Adam(net.parameters(), lr=params.learning_rate)
-    checkpoint_path = out.with_name(out.name + ".ckpt")
-    start = 0
-    if params.resume and checkpoint_path.exists():
-        start = restore(load_checkpoint(checkpoint_path), {"net": net}, {"adam": optimizer})
-    model = wrap_ddp(net, dist)
-    seed = (ctx.seed if ctx.seed is not None else 0) + seed_offset
-    photos = infinite_batches(ImageFolder(params.content_dir, params.crop, params.resize_short or None),
-                              params.batch_size, seed, start_step=start, rank=dist.rank,
-                              world_size=dist.world_size, num_workers=params.workers)
-    log = JsonlLog(out.with_name(out.name + ".log.jsonl"), resume_step=start) if dist.is_main else None
-    metadata = {key: value for key, value in card.items() if key != "thumbnail"}
+    run.track(models={"net": net}, optimizers={"adam": optimizer})
+    model = run.ddp(net)
+    photos = run.batches(ImageFolder(params.content_dir, params.crop, params.resize_short or None),
+                         params.batch_size, stream)
+    run.metadata = {key: value for key, value in card.items() if key != "thumbnail"}
+    shown: list[torch.Tensor] = []
 
     def step(index: int) -> dict[str, float]:
-        batch = next(photos).to(ctx.device)
+        batch = next(photos).to(run.device)
         loss, parts, preview = loss_fn(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if dist.is_main and params.preview_every and (index + 1) % params.preview_every == 0:
-            grid = out.with_name(f"{out.stem}-preview-{index + 1:07d}.png")
-            save_grid(grid, [p.detach().clamp(0, 1)[:4] for p in preview], nrow=min(4, len(batch)))
-            ctx.progress.preview(str(grid))
-        return dist.average({"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}})
+        shown[:] = [p.detach().clamp(0, 1)[:4] for p in preview]
+        return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}}
 
-    def save(at_step: int) -> None:
-        if dist.is_main:
-            save_checkpoint(checkpoint_path, models={"net": net}, optimizers={"adam": optimizer}, step=at_step,
-                            metadata=metadata)
-            export_model(out, net, {**metadata, "steps": at_step})
-            write_card(out, {**card, "steps": at_step})
+    def export(steps: int) -> None:
+        export_model(run.out, net, {**run.metadata, "steps": steps})
+        write_card(run.out, {**card, "steps": steps})
 
-    ctx.progress.stage(f"train {card['name']}" + (f" from step {start}" if start else ""),
-                       total=params.iterations - start)
-    try:
-        run_steps(params.iterations, start, step, progress=ctx.progress, cancel=ctx.cancel, log=log,
-                  checkpoint_every=params.checkpoint_every, save_fn=save, log_every=params.log_every)
-    finally:
-        dist.cleanup()
-    return out
+    return run.train(step, export=export, preview=lambda index: shown)
 
 
 def train_style(params: Params, ctx: RunContext) -> Path:
     style_file = Path(params.style)
     out, name = _output_path(params, style_file.stem.replace("_", "-").lower())
-    torch.manual_seed(ctx.seed if ctx.seed is not None else 0)
+    with TrainingRun(ctx, out, params, label=f"train {name}") as run:
+        return _loop(run, params, *_style_task(params, run.ctx, style_file, name), stream=0)
+
+
+def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) -> tuple[torch.nn.Module, dict, Callable]:
+    """The style network, its card and its loss (Johnson et al.): content, Gram style and TV."""
     style = resize_max_side(load_image(style_file).rgb, params.style_size).to(ctx.device)
     layers = tuple(dict.fromkeys((params.content_layer, *params.style_layers)))
     encoder = ctx.load_encoder(params.encoder, layers)
@@ -131,7 +114,7 @@ def train_style(params: Params, ctx: RunContext) -> Path:
         loss = params.content_weight * loss_c + params.style_weight * loss_s + params.tv_weight * loss_tv
         return loss, {"content": loss_c, "style": loss_s, "tv": loss_tv}, [photos, output]
 
-    return _loop(ctx, params, net, out, card, loss_fn, seed_offset=0)
+    return net, card, loss_fn
 
 
 def train_sr(params: Params, ctx: RunContext) -> Path:
@@ -142,7 +125,12 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
         raise ParameterError("crop", f"{params.crop} is not a multiple of the scale {factor}",
                              hint=f"use a crop such as {params.crop - params.crop % factor}")
     out, name = _output_path(params, f"perceptual-sr-x{factor}-{params.loss}")
-    torch.manual_seed(ctx.seed if ctx.seed is not None else 0)
+    with TrainingRun(ctx, out, params, label=f"train {name}") as run:
+        return _loop(run, params, *_sr_task(params, run.ctx, factor, name), stream=7)
+
+
+def _sr_task(params: Params, ctx: RunContext, factor: int, name: str) -> tuple[torch.nn.Module, dict, Callable]:
+    """The ×``factor`` network, its card and its loss: feature (relu2_2) or pixel MSE on degraded crops."""
     encoder = ctx.load_encoder(params.encoder, (params.content_layer,)) if params.loss == "feature" else None
     net = SuperResolutionNet(scale=factor)
     card = {"name": name, "model_kind": SR_KIND, "architecture": "johnson-sr", "kind": "sr", **net.config,
@@ -168,7 +156,7 @@ def train_sr(params: Params, ctx: RunContext) -> Path:
         upscaled = F.interpolate(low, scale_factor=factor, mode="nearest")
         return loss, parts, [upscaled, output, photos]
 
-    return _loop(ctx, params, net, out, card, loss_fn, seed_offset=7)
+    return net, card, loss_fn
 
 
 __all__ = ["train_style", "train_sr"]

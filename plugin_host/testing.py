@@ -5,8 +5,9 @@ over every installed method (with its default parameters), ``--plugin-host-confo
 over the methods named; a plugin that failed to load is a failed test. Or subclass
 :class:`MethodConformance` in your plugin's tests and set ``method_name`` and a cheap
 ``params`` configuration. Either way pytest checks that the method declares a sound
-schema, runs on a small image on the CPU, reports progress, honours cancel and is
-deterministic with a seed::
+schema, runs on a small image on the CPU, also at every bound of its parameters (each
+minimum, maximum, choice and flag), reports progress, stops when cancelled before or during
+a run, is deterministic with a seed, and that its hooks module imports no torch::
 
     from plugin_host.testing import MethodConformance
 
@@ -23,6 +24,8 @@ Importing this module does not import torch; the checks do.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator
@@ -31,6 +34,10 @@ import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
     from plugin_host.plugins import PluginFailure
+    from plugin_host.schema import Schema
+
+#: Seconds the subprocess that imports a hooks module may take.
+IMPORT_TIMEOUT_S = 120
 
 
 class MethodConformance:
@@ -41,6 +48,10 @@ class MethodConformance:
     size: ClassVar[tuple[int, int]] = (40, 56)
     #: Methods that cannot be bit-identical on the CPU (none should) may turn this off.
     deterministic: ClassVar[bool] = True
+    #: Values :meth:`test_runs_at_every_bound` tries instead of a parameter's own bounds, for a bound that
+    #: costs too much on a small image (``{"iterations": (1, 3)}``; 10 000 iterations would take minutes);
+    #: ``()`` leaves the parameter out. Model, list, path and text parameters are tried only when named here.
+    bounds: ClassVar[dict[str, tuple[Any, ...]]] = {}
 
     def registry(self):
         """The plugin registry the checks use; ``None`` (the default) loads the installed plugins."""
@@ -104,6 +115,89 @@ class MethodConformance:
         with pytest.raises(Cancelled):
             session.run(self.method_name, self.images(method), self.params, cancel=token)
 
+    def test_runs_at_every_bound(self, session):
+        """One run per bound of each parameter (the others as in ``params``): its minimum and maximum, each
+        choice, both values of a flag. A combination the schema's own checks refuse is skipped, and an
+        error the user can act on (a PluginHostError) is allowed; a crash or a bad image is not."""
+        from plugin_host.errors import ParameterError, PluginHostError
+
+        method = session.method(self.method_name)
+        baseline = session.validate(method, self.params)
+        failures, ran = [], 0
+        for name, value in bound_values(method.schema, self.bounds):
+            if value == baseline[name]:
+                continue  # the other checks run this one
+            try:
+                params = session.validate(method, {**self.params, name: value})
+            except ParameterError:
+                continue  # refused with the others as they are (e.g. init=file without a file)
+            ran += 1
+            try:
+                result = session.run(self.method_name, self.images(method), validated=params)
+            except PluginHostError:
+                continue
+            except Exception as err:  # noqa: BLE001 - every crash is reported, not only the first
+                failures.append(f"{name}={value!r}: {type(err).__name__}: {err}")
+                continue
+            problem = _image_problem(result.rgb)
+            if problem:
+                failures.append(f"{name}={value!r}: {problem}")
+        assert not failures, f"{self.method_name} fails at {len(failures)} of {ran} bounds:\n" + "\n".join(failures)
+
+    def test_stops_when_cancelled_mid_run(self, session):
+        """A cancel requested at the first progress step must stop the run before it reports another."""
+        from plugin_host.errors import Cancelled
+        from plugin_host.progress import CancelToken, Progress
+
+        token = CancelToken()
+
+        class CancelAtFirstStep(Progress):
+            steps_after_cancel = 0
+
+            def _on_advance(self, n, info):
+                if token.cancelled:
+                    CancelAtFirstStep.steps_after_cancel += n
+                token.cancel()
+
+        method = session.method(self.method_name)
+        try:
+            session.run(self.method_name, self.images(method), self.params, progress=CancelAtFirstStep(),
+                        cancel=token)
+        except Cancelled:
+            return
+        if not token.cancelled:
+            pytest.fail("the method reported no progress, so it cannot be cancelled between steps")
+        if CancelAtFirstStep.steps_after_cancel == 0:
+            pytest.skip("the run reported a single progress step: nothing was left to cancel "
+                        "(choose params or a size that make several)")
+        pytest.fail(f"cancelled at the first step, the method went on for "
+                    f"{CancelAtFirstStep.steps_after_cancel} more and returned a result: call "
+                    f"ctx.cancel.raise_if_cancelled() between steps")
+
+    def test_hooks_module_imports_no_torch(self):
+        """Registering the plugin (``plugin_host list``, ``--help``) must not import torch: 2-3 s on every
+        command. Checked in a fresh interpreter, which imports the hooks module and registers it."""
+        from plugin_host.plugins import load_registry
+
+        registry = self.registry() or load_registry()
+        plugin = registry.methods[self.method_name].plugin
+        import importlib.util
+
+        if not plugin.module or importlib.util.find_spec(plugin.module) is None:
+            pytest.skip(f"the hooks of plugin {plugin.name!r} are not an importable module")
+        code = (f"import importlib, sys\n"
+                f"from plugin_host.plugins import load_registry\n"
+                f"hooks = importlib.import_module({plugin.module!r})\n"
+                f"load_registry(entry_points=[], extra_plugins=[({plugin.name!r}, hooks)], disabled=[])\n"
+                f"print(' '.join(sorted(n for n in sys.modules if n.split('.')[0] == 'torch')[:5]))\n")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                              timeout=IMPORT_TIMEOUT_S)
+        assert done.returncode == 0, done.stderr[-2000:]
+        loaded = done.stdout.strip()
+        assert not loaded, (f"importing and registering {plugin.module} imports torch ({loaded}): import it "
+                            f"inside run/train, and name them as 'module:function' strings")
+
     def test_deterministic_with_a_seed(self):
         import torch
 
@@ -117,6 +211,34 @@ class MethodConformance:
             method = session.method(self.method_name)
             outputs.append(session.run(self.method_name, self.images(method), self.params).rgb)
         assert torch.equal(outputs[0], outputs[1])
+
+
+def bound_values(schema: "Schema", overrides: dict[str, tuple[Any, ...]] | None = None) -> Iterator[tuple[str, Any]]:
+    """``(parameter, value)`` for every bound of ``schema``: each finite minimum and maximum, each choice,
+    both values of a flag; ``overrides`` replaces a parameter's values (``()`` leaves it out)."""
+    from plugin_host.schema import BoolParam, ChoiceParam, FloatParam, IntParam
+
+    overrides = overrides or {}
+    for param in schema:
+        if param.name in overrides:
+            values: tuple[Any, ...] = tuple(overrides[param.name])
+        elif isinstance(param, (FloatParam, IntParam)):
+            values = tuple(v for v in (param.min, param.max) if v is not None)
+        elif isinstance(param, ChoiceParam):
+            values = param.choices
+        elif isinstance(param, BoolParam):
+            values = (False, True)
+        else:
+            values = ()
+        for value in values:
+            yield param.name, value
+
+
+def _image_problem(rgb: Any) -> str | None:
+    """What is wrong with a result image, or None: the host already refuses NaN and bad shapes."""
+    if rgb.dim() != 4 or rgb.shape[:2] != (1, 3) or 0 in rgb.shape:
+        return f"returned an image of shape {tuple(rgb.shape)}"
+    return None
 
 
 # -- the pytest plugin: ``pytest --plugin-host-conformance[=METHODS]`` -----------------------------

@@ -86,7 +86,7 @@ def test_example_plugins_own_tests_pass(example_on_path, monkeypatch):
     code = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(EXAMPLE),
                         "-c", str(EXAMPLE / "pyproject.toml"), str(EXAMPLE / "tests")], plugins=[outcomes])
     assert code == pytest.ExitCode.OK
-    assert outcomes.counts.get("passed", 0) >= 7 and set(outcomes.counts) == {"passed"}, outcomes.counts
+    assert outcomes.counts.get("passed", 0) >= 10 and set(outcomes.counts) == {"passed"}, outcomes.counts
 
 
 class _Outcomes:

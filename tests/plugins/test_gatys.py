@@ -15,6 +15,7 @@ FAST = {"iterations": 2, "max_size": 48, "content_layers": "relu2_1", "style_lay
 class TestGatysConformance(MethodConformance):
     method_name = "gatys"
     params = FAST
+    bounds = {"iterations": (1,)}  # the maximum, 10 000 L-BFGS steps, would take minutes
 
 
 def load(samples_dir, name, size):

@@ -125,7 +125,7 @@ def session(tmp_path_factory):
 
 class TestPerceptualConformance(MethodConformance):
     method_name = "perceptual"
-    params = {"model": "tiny-style"}
+    params = {"model": "tiny-style", "tile_size": 32}  # tiles: several steps, so a cancel can come between
 
     def registry(self):
         import os

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 #: Rows per step: the image is processed in horizontal bands so progress and cancel stay responsive.
-BAND_ROWS = 256
+BAND_ROWS = 32
 
 
 def run(inputs, params, ctx) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """Inputs and parameters of AdaIN, for stylising and for training, declared once."""
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, FloatParam, ImageInput, IntParam,
-                             ModelParam, ParameterError, Params, PathParam, Schema)
+                             ModelParam, ParameterError, Params, PathParam, Schema, StringParam)
 
 DEFAULT_DECODER = "adain-decoder-vgg16-hed"
 DECODER_KIND = "adain-decoder"
@@ -56,6 +56,11 @@ TRAIN_SCHEMA = Schema(params=(
                "features (SANet's identity loss; 0 = the AdaIN paper's loss)", 0.0, min=0.0, max=1e6),
     FloatParam("width", "Decoder width", "channel multiplier of the decoder (1 = as the encoder)", 1.0,
                min=0.0625, max=2.0),
+    IntParam("reconstruction_steps", "Reconstruction steps",
+             "first train the decoder to give photos and paintings back from their own features (pixel + "
+             "feature loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
+    StringParam("start_from", "Start from", "a decoder to fine-tune (an installed decoder's name or a file); "
+                "empty: a random start", ""),
     IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
     IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
     IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),

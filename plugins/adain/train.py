@@ -3,7 +3,9 @@
     plugin_host train adain --content-dir photos/ --style-dir paintings/ --out decoder.pth
     torchrun --nproc-per-node 4 -m plugin_host train adain ...      # several GPUs (DDP)
 
-Loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
+Two phases. First ``reconstruction_steps`` steps of reconstruction: the decoder learns to give photos and
+paintings back from their own relu4_1 features (pixel MSE plus a feature MSE at relu1_1 … relu3_1), which
+an AdaIN loss never asks of it (docs/training-probes.md). Then the AdaIN loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
 as its relu4_1 features (content loss) and the style's per-channel mean/std at relu1_1 …
 relu4_1 (style loss, weight λ). The paper's encoder is normalised (every channel's mean
 activation is one); with ``normalize_features`` (default) the losses see any other encoder's features
@@ -21,12 +23,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from plugin_host.sdk import (ImageFolder, Params, RunContext, TrainingRun, channel_scales, content_loss,
-                             export_model, infinite_batches, mean_std, mean_std_style_loss, normalise, write_card)
+from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, TrainingRun, channel_scales,
+                             content_loss, export_model, infinite_batches, mean_std, mean_std_style_loss, normalise,
+                             write_card)
 
-from .models import load_encoder
+from .models import load_encoder, read_decoder_file
 from .schema import DECODER_KIND
-from .net import ENCODER_LAYERS, Decoder, adain, encode
+from .net import ENCODER_LAYERS, Decoder, adain, encode, load_decoder
 
 
 def train(params: Params, ctx: RunContext) -> Path:
@@ -34,10 +37,11 @@ def train(params: Params, ctx: RunContext) -> Path:
     encoder_entry = ctx.registry.weights[params.encoder]
     metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
-                "identity_weight": params.identity_weight, "normalize_features": params.normalize_features}
+                "identity_weight": params.identity_weight, "normalize_features": params.normalize_features,
+                "reconstruction_steps": params.reconstruction_steps, "start_from": params.start_from or None}
     with TrainingRun(ctx, out, params, label="train adain", metadata=metadata) as run:
         encoder = load_encoder(run.ctx, params.encoder)
-        decoder = Decoder(encoder_entry.architecture, width=params.width).to(run.device)
+        decoder = starting_decoder(run.ctx, params, encoder_entry.architecture).to(run.device)
         optimizer = torch.optim.Adam(decoder.parameters(), lr=params.learning_rate)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 / (1 + params.lr_decay * step))
         run.track(models={"decoder": decoder}, optimizers={"adam": optimizer}, schedulers={"decay": schedule})
@@ -49,9 +53,21 @@ def train(params: Params, ctx: RunContext) -> Path:
                   if params.normalize_features else {})
         shown: list[torch.Tensor] = []
 
-        def step(index: int) -> dict[str, float]:
-            content = next(contents).to(run.device)
-            style = next(styles).to(run.device)
+        def reconstruction_losses(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+            """Phase 1: give the photos and paintings back from their own relu4_1 (pixel + feature MSE)."""
+            images = torch.cat([content, style])
+            with torch.no_grad():
+                wanted = encode(encoder, images)
+            with run.ctx.autocast():
+                decoded = model(wanted["relu4_1"]).to(run.ctx.dtype)
+            got, wanted = normalise(encode(encoder, decoded), scales), normalise(wanted, scales)
+            loss_pixel = F.mse_loss(decoded, images)
+            loss_feature = sum(F.mse_loss(got[layer], wanted[layer]) for layer in RECONSTRUCTION_LAYERS)
+            loss = loss_pixel + RECONSTRUCTION_FEATURE_WEIGHT * loss_feature
+            return loss, {"pixel": float(loss_pixel.detach()), "feature": float(loss_feature.detach())}, decoded
+
+        def adain_losses(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
+            """Phase 2 (the paper's loss): AdaIN target at relu4_1, style mean/std at relu1_1 … relu4_1."""
             with torch.no_grad():
                 content_features = encode(encoder, content)
                 style_features = encode(encoder, style)
@@ -68,18 +84,24 @@ def train(params: Params, ctx: RunContext) -> Path:
             loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
                          for layer in ENCODER_LAYERS)
             loss = loss_c + params.style_weight * loss_s
-            parts = {}
+            parts = {"content": float(loss_c.detach()), "style": float(loss_s.detach())}
             if params.identity_weight:
                 loss_id = F.mse_loss(decoded[len(target):], torch.cat([content, style]))
                 loss = loss + params.identity_weight * loss_id
                 parts["identity"] = float(loss_id.detach())
+            return loss, parts, image
+
+        def step(index: int) -> dict[str, float]:
+            content = next(contents).to(run.device)
+            style = next(styles).to(run.device)
+            losses = reconstruction_losses if index < params.reconstruction_steps else adain_losses
+            loss, parts, image = losses(content, style)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             shown[:] = [content[:4], style[:4], image.detach().clamp(0, 1)[:4]]
-            return {"loss": float(loss.detach()), "content": float(loss_c.detach()), "style": float(loss_s.detach()),
-                    **parts, "lr": schedule.get_last_lr()[0]}
+            return {"loss": float(loss.detach()), **parts, "lr": schedule.get_last_lr()[0]}
 
         def export(steps: int) -> None:
             export_model(out, decoder, {**metadata, "steps": steps})
@@ -88,6 +110,32 @@ def train(params: Params, ctx: RunContext) -> Path:
                              "description": f"AdaIN decoder for {params.encoder}, {steps} steps"})
 
         return run.train(step, export=export, preview=lambda index: shown)
+
+
+#: Phase 1 (reconstruction) compares the decoded image's features with the input's at these layers ...
+RECONSTRUCTION_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+#: ... with this weight next to the pixel MSE (normalised features; both start near 1 and 0.05).
+RECONSTRUCTION_FEATURE_WEIGHT = 0.1
+
+
+def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Decoder:
+    """A random decoder, or a copy of ``start_from`` (a registered decoder's name or a file) to fine-tune."""
+    decoder = Decoder(architecture, width=params.width)
+    if not params.start_from:
+        return decoder
+    name = params.start_from
+    path = ctx.weights.path(name) if name in ctx.registry.weights else Path(name)
+    if not path.is_file():
+        raise ParameterError("start_from", f"{name!r} is neither an installed decoder nor a file",
+                             hint="`plugin_host weights list` shows the installed decoders")
+    state, metadata = read_decoder_file(path)
+    loaded = load_decoder({key: value.float() for key, value in state.items()}, metadata or None)
+    if (loaded.architecture, loaded.width) != (architecture, float(params.width)):
+        raise ParameterError("start_from", f"{name!r} is a decoder for {loaded.architecture} at width "
+                             f"{loaded.width:g}; this training builds {architecture} at width {params.width:g}",
+                             hint="pick a decoder trained for the same encoder and --width")
+    decoder.load_state_dict(loaded.state_dict())
+    return decoder
 
 
 #: Images (from each of the content and style folders) the per-channel feature scales are measured on.

@@ -153,8 +153,9 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
     assert 0.99 < seam < 1.01, seam  # measured 0.99999 and 1.00000
 
 
-@pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False}],
-                         ids=["paper-normalised", "identity-raw"])
+@pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False},
+                                    {"reconstruction_steps": 3}],
+                         ids=["paper-normalised", "identity-raw", "reconstruction-first"])
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder, registry, losses):
     from PIL import Image
 
@@ -186,8 +187,45 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder,
     import json
 
     log = [json.loads(line) for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
-    assert len(log) == 6 and log[-1]["loss"] < log[0]["loss"], log
-    assert ("identity" in log[0]) == bool(losses)
+    phases = ["pixel" if "pixel" in record else "style" for record in log]
+    assert phases == ["pixel"] * losses.get("reconstruction_steps", 0) + ["style"] * (6 - losses.get("reconstruction_steps", 0))
+    assert len(log) == 6, log
+    if "reconstruction_steps" not in losses:  # the two phases' losses are not comparable
+        assert log[-1]["loss"] < log[0]["loss"], log
+    assert ("identity" in log[-1]) == ("identity_weight" in losses)
+
+
+def test_training_can_start_from_a_decoder_of_the_same_shape(tmp_path, default_encoder, registry):
+    from PIL import Image
+
+    from plugin_host.errors import ParameterError
+    from plugin_host.training import load_checkpoint
+    from plugin_host_adain.models import read_decoder_file
+
+    for folder in ("photos", "paintings"):
+        (tmp_path / folder).mkdir()
+        for i in range(2):
+            Image.new("RGB", (40, 40), (60 * i, 90, 200 - 50 * i)).save(tmp_path / folder / f"{i}.png")
+    method = Session(registry=registry, device="cpu", seed=0).method("adain")
+
+    def train(out: Path, **extra):
+        session = Session(registry=registry, device="cpu", seed=0)
+        params = method.train_schema.validate({
+            "content_dir": tmp_path / "photos", "style_dir": tmp_path / "paintings", "out": out, "iterations": 1,
+            "batch_size": 1, "crop": 32, "resize_short": 0, "width": 0.25, "preview_every": 0, **extra},
+            models=registry.model_names())
+        method.resolve_train()(params, session.context)
+
+    train(tmp_path / "first.pth")
+    train(tmp_path / "second.pth", start_from=str(tmp_path / "first.pth"), learning_rate=1e-7)
+    first, _ = read_decoder_file(tmp_path / "first.pth")
+    second = load_checkpoint(tmp_path / "second.pth.ckpt")["models"]["decoder"]
+    for key, value in first.items():  # one step at lr 1e-7 away from where it started
+        assert torch.allclose(value.float(), second[key], atol=1e-3), key
+    with pytest.raises(ParameterError, match="width 0.25"):
+        train(tmp_path / "third.pth", start_from=str(tmp_path / "first.pth"), width=0.5)
+    with pytest.raises(ParameterError, match="neither an installed decoder nor a file"):
+        train(tmp_path / "fourth.pth", start_from="no-such-decoder")
 
 
 @pytest.mark.slow

@@ -23,9 +23,11 @@ from pathlib import Path
 
 from _common import REPO, header, print_json, setup_environment
 
+from plugin_host.serve import wire as phb_wire  # noqa: E402  (gimp install copies it beside the bridge)
+
 sys.path.insert(0, str(REPO / "gimp_bridge" / "plugin_host_bridge"))
+sys.modules["phb_wire"] = phb_wire
 import phb_client  # noqa: E402  (the bridge's own client, as GIMP runs it)
-import phb_wire  # noqa: E402
 
 IDENTITY_PLUGIN = '''
 from plugin_host import Method, hookimpl

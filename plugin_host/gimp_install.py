@@ -1,7 +1,8 @@
 """``plugin_host gimp install | uninstall | doctor``: the GIMP 3 plug-in folder and what it records.
 
 Installing copies ``gimp_bridge/plugin_host_bridge/`` into GIMP's ``plug-ins/plugin_host_bridge/``
-(GIMP runs only the file named like its folder, and only if it is executable) and writes two
+(GIMP runs only the file named like its folder, and only if it is executable), with the host's wire
+format (:mod:`plugin_host.serve.wire`) beside it as ``phb_wire.py``, and writes two
 JSON files beside it: ``methods.json`` (every method's description, so GIMP registers the
 procedures at start-up without starting torch) and ``host.json`` (this environment's
 ``plugin_host`` command and server file). Files are written to a temporary folder first and
@@ -23,19 +24,29 @@ from .errors import PluginHostError
 
 PLUGIN = "plugin_host_bridge"
 ENTRY = PLUGIN + ".py"
+WIRE = "phb_wire.py"
 SHEBANG = "#!/usr/bin/env python3"
 
 
 def source_folder() -> Path:
-    import plugin_host_gimp
+    """The bridge's folder, found as package data (``plugin_host_gimp``): the host never imports the bridge."""
+    import importlib.util
 
-    return Path(plugin_host_gimp.__file__).resolve().parent
+    spec = importlib.util.find_spec("plugin_host_gimp")
+    if spec is None or not spec.submodule_search_locations:
+        raise PluginHostError("the GIMP bridge's files are not installed with plugin_host",
+                              hint="reinstall plugin_host (pip install --force-reinstall plugin_host)")
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
 
 
-def bridge_files() -> list[Path]:
-    """The files GIMP needs: the entry script and the pure helper modules."""
+def bridge_files() -> list[tuple[str, Path]]:
+    """``(name in the plug-in folder, source)`` of each file GIMP needs: the entry script, the bridge's
+    helper modules and the host's wire format, which the bridge imports as ``phb_wire``."""
+    from .serve import wire
+
     folder = source_folder()
-    return [folder / ENTRY, *sorted(folder.glob("phb_*.py"))]
+    helpers = [(path.name, path) for path in sorted(folder.glob("phb_*.py"))]
+    return [(ENTRY, folder / ENTRY), *helpers, (WIRE, Path(wire.__file__).resolve())]
 
 
 def default_gimp_dir() -> Path:
@@ -78,8 +89,8 @@ def install(plugins: Path, registry: Any) -> Iterator[str]:
     plugins.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{PLUGIN}-", dir=plugins))
     try:
-        for src in bridge_files():
-            shutil.copyfile(src, staging / src.name)
+        for name, src in bridge_files():
+            shutil.copyfile(src, staging / name)
         os.chmod(staging / ENTRY, 0o755)
         document = methods_document(registry)
         _write_json(staging / "methods.json", document)
@@ -131,8 +142,8 @@ def doctor(plugins: Path, registry: Any) -> Iterator[tuple[bool, str]]:
     first = entry.read_bytes().split(b"\n", 1)[0]
     good = first.decode(errors="replace") == SHEBANG
     yield good, f"first line is {SHEBANG}" if good else f"first line is {first!r}, not {SHEBANG!r}: {fix}"
-    stale = [f.name for f in bridge_files() if not (target / f.name).is_file()
-             or (target / f.name).read_bytes() != f.read_bytes()]
+    stale = [name for name, src in bridge_files() if not (target / name).is_file()
+             or (target / name).read_bytes() != src.read_bytes()]
     yield not stale, "bridge files match this plugin_host" if not stale else f"outdated or missing: {', '.join(stale)}: {fix}"
     host = _read_json(target / "host.json")
     command = (host or {}).get("command") or []

@@ -13,13 +13,12 @@ import subprocess
 import tempfile
 import time
 
-try:  # imported as plugin_host_gimp.phb_client by the host, as phb_client inside GIMP
-    from . import phb_wire
-except ImportError:
-    import phb_wire
+import phb_wire  # the host's wire format (plugin_host/serve/wire.py), copied here by `plugin_host gimp install`
 
-CONNECT_TIMEOUT_S = 3.0
+CONNECT_TIMEOUT_S = phb_wire.CONNECT_TIMEOUT_S
 READ_TIMEOUT_S = 60.0  # the server sends a heartbeat every second while a job runs
+#: One JSON request to the server, and its health answer: the host's, as the wire format defines them.
+request, health = phb_wire.request, phb_wire.health
 
 
 class HostError(Exception):
@@ -67,37 +66,6 @@ def read_server_file(path: str) -> dict | None:
         return info if isinstance(info, dict) and "port" in info and "token" in info else None
     except (OSError, ValueError):
         return None
-
-
-def request(info: dict, verb: str, path: str, body: bytes | None = None, content_type: str | None = None,
-            timeout: float = CONNECT_TIMEOUT_S) -> tuple[int, object]:
-    """One JSON request; returns (HTTP status, decoded body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", int(info["port"]), timeout=timeout)
-    try:
-        headers = {"Authorization": "Bearer " + str(info["token"])}
-        if content_type:
-            headers["Content-Type"] = content_type
-        conn.request(verb, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        try:
-            return response.status, json.loads(data or b"null")
-        except ValueError:
-            return response.status, {"error": data[:500].decode("utf-8", "replace")}
-    finally:
-        conn.close()
-
-
-def health(info: dict | None, timeout: float = CONNECT_TIMEOUT_S) -> dict | None:
-    """The server's health answer, or None when nothing usable answers there."""
-    if not info:
-        return None
-    try:
-        status, data = request(info, "GET", "/v1/health", timeout=timeout)
-    except (OSError, http.client.HTTPException):
-        return None
-    ok = status == 200 and isinstance(data, dict) and data.get("protocol") == phb_wire.PROTOCOL
-    return data if ok else None
 
 
 def connect(server_file: str, command: list[str], start: bool = True, wait_s: float = 120.0,

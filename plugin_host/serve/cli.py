@@ -56,21 +56,20 @@ def add_commands(commands: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
-    from plugin_host_gimp import phb_client
-
+    from . import wire
     from .state import default_server_file, new_token, read_server_file, remove_server_file
 
     _check_options(args)
     path = args.server_file or default_server_file()
     if args.status or args.stop:
         info = read_server_file(path)
-        answer = phb_client.health(info)
+        answer = wire.health(info)
         if args.status:
             print(json.dumps({"running": bool(answer), "server_file": str(path), **(answer or {})}, indent=2))
             return ExitCode.OK if answer else ExitCode.USAGE
         if not answer:
             raise PluginHostError(f"no server answers at the address in {path}", hint="nothing to stop")
-        phb_client.request(info, "POST", "/v1/shutdown")  # type: ignore[arg-type]
+        wire.request(info, "POST", "/v1/shutdown")  # type: ignore[arg-type]
         print(f"stopped the server (pid {answer['pid']})")
         return ExitCode.OK
 
@@ -85,7 +84,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
         except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the job was stopping
             return _leave(ExitCode.CANCELLED)
 
-    running = phb_client.health(read_server_file(path))
+    running = wire.health(read_server_file(path))
     if running:
         raise PluginHostError(f"a server is already running (pid {running['pid']}, server file {path})",
                               hint="use it, or stop it first with `plugin_host serve --stop`")

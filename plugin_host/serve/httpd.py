@@ -5,7 +5,7 @@ file). Routes (all JSON unless noted):
 
 - ``GET /v1/health``: version, protocol, device, precision, pid, methods, whether busy.
 - ``GET /v1/methods``: the method descriptions, as ``plugin_host info METHOD --json``.
-- ``POST /v1/jobs``: body in the wire format (``plugin_host_gimp.phb_wire``); the answer is a
+- ``POST /v1/jobs``: body in the wire format (``plugin_host.serve.wire``); the answer is a
   stream of frames (accepted, queued, started, stage, progress, heartbeat, then result, error or
   cancelled). Closing the connection cancels the job.
 - ``GET /v1/jobs`` (recent jobs and their states), ``GET /v1/jobs/ID``, ``POST /v1/jobs/ID/cancel``;
@@ -295,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _health(self) -> dict:
         session = self.server.session
-        from plugin_host_gimp.phb_wire import PROTOCOL
+        from .wire import PROTOCOL
 
         return {"ok": True, "version": __version__, "protocol": PROTOCOL, "pid": os.getpid(),
                 "device": str(session.context.device),
@@ -304,7 +304,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "max_pixels": self.server.max_pixels}
 
     def _job(self) -> None:
-        from plugin_host_gimp.phb_wire import CONTENT_TYPE, WireError, decode_job, encode_frame
+        from .wire import CONTENT_TYPE, WireError, decode_job, encode_frame
 
         length = self._declared_length()
         if length is None:

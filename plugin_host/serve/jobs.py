@@ -63,7 +63,7 @@ _ids = itertools.count(1)
 def prepare(session: Any, header: dict, buffers: list[memoryview], max_pixels: int) -> Job:
     """Check a decoded request against the method's declaration; raise a PluginHostError if wrong
     (a WireError, naming the field, if the header's JSON has the wrong shape)."""
-    from plugin_host_gimp.phb_wire import WireError
+    from .wire import WireError
 
     from .pixels import to_tensor
 
@@ -97,7 +97,7 @@ def prepare(session: Any, header: dict, buffers: list[memoryview], max_pixels: i
 def _checked_shape(header: dict) -> tuple[str, dict, dict, dict]:
     """The header's method, params, blend and output, their JSON types checked (images are checked by
     ``decode_job``); raises WireError naming the field, so a client hears what it sent wrong."""
-    from plugin_host_gimp.phb_wire import WireError, shown
+    from .wire import WireError, shown
 
     def field(name: str, kind: type, what: str, default: Any) -> Any:
         value = header.get(name)

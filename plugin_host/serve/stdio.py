@@ -15,7 +15,7 @@ from ..progress import CancelToken
 
 def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pixels: int,
               stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
-    from plugin_host_gimp.phb_wire import WireError, encode_frame, decode_job
+    from .wire import WireError, decode_job, encode_frame
 
     from .httpd import HEARTBEAT_S
     from .jobs import STOP_TIMEOUT_S, Worker, prepare

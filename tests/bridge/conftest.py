@@ -50,8 +50,12 @@ def _slow_plugin():
 
 @pytest.fixture(scope="session")
 def bridge_modules():
-    """The plug-in's helpers imported as GIMP imports them: top-level modules from its folder."""
+    """The plug-in's helpers imported as GIMP imports them: top-level modules from its folder, with the
+    host's wire format as ``phb_wire`` (``gimp install`` copies it there)."""
+    from plugin_host.serve import wire
+
     sys.path.insert(0, str(BRIDGE))
+    sys.modules["phb_wire"] = wire
     import phb_args
     import phb_client
     import phb_wire

@@ -30,6 +30,41 @@ def test_install_puts_an_executable_plug_in_in_its_own_folder(capsys, toy_regist
     assert not list((tmp_path / "plug-ins").glob(".plugin_host_bridge*")), "no staging folder left behind"
 
 
+def test_the_installed_bridge_runs_on_the_standard_library_with_the_hosts_wire_format(capsys, toy_registry, tmp_path):
+    """GIMP's Python has no plugin_host: the bridge imports the copy of plugin_host/serve/wire.py beside it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from plugin_host.serve import wire
+
+    run(capsys, toy_registry, "gimp", "install", "--gimp-dir", str(tmp_path))
+    folder = tmp_path / "plug-ins" / "plugin_host_bridge"
+    assert (folder / "phb_wire.py").read_bytes() == Path(wire.__file__).read_bytes()
+    code = ("import sys; import phb_args, phb_client, phb_wire; "
+            "assert phb_client.health is phb_wire.health and phb_wire.PROTOCOL == %d; "
+            "print(sorted(m for m in sys.modules if m.startswith('plugin_host')))" % wire.PROTOCOL)
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_host_never_imports_the_bridge():
+    """The dependency points bridge -> host wire format: nothing in plugin_host imports the GIMP package."""
+    import ast
+    from pathlib import Path
+
+    import plugin_host
+
+    found = []
+    for path in Path(plugin_host.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
+                node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("plugin_host_gimp", "phb_wire",
+                                                                                 "phb_client", "phb_args")]
+    assert found == []
+
+
 def test_doctor_passes_a_fresh_install_and_names_each_problem(capsys, toy_registry, tmp_path):
     gimp = ["--gimp-dir", str(tmp_path)]
     run(capsys, toy_registry, "gimp", "install", *gimp)

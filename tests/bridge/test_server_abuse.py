@@ -283,7 +283,7 @@ def test_stdio_leaves_no_worker_thread_behind(registry):
     from plugin_host.runner import Session
     from plugin_host.serve.jobs import WORKER_THREAD
     from plugin_host.serve.stdio import run_stdio
-    from plugin_host_gimp import phb_wire as wire
+    from plugin_host.serve import wire
 
     def workers():
         return {t for t in threading.enumerate() if t.name == WORKER_THREAD}

@@ -1,4 +1,7 @@
-"""The wire format shared by the GIMP bridge and ``plugin_host serve``: standard library only.
+"""The protocol of ``plugin_host serve``: its wire format and how to ask the server. Standard library only.
+
+The host owns it; the GIMP bridge depends on it, never the other way: ``plugin_host gimp install`` copies
+this file beside the bridge as ``phb_wire.py``, which the bridge imports (GIMP's Python has no plugin_host).
 
 A job request body is ``MAGIC``, a 4-byte big-endian header length, the JSON header, then
 the raw pixel buffers back to back. Pixels are interleaved rows, top to bottom, as GEGL
@@ -12,6 +15,7 @@ or ``cancelled``.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import struct
 
@@ -21,6 +25,7 @@ CONTENT_TYPE = "application/x-plugin-host-job"
 DTYPE_SIZES = {"u8": 1, "f32": 4}
 HEADER_LIMIT = 1 << 20  # a header is parameters and image specs: 1 MiB is plenty
 LAST_EVENTS = ("result", "error", "cancelled")
+CONNECT_TIMEOUT_S = 3.0
 
 
 class WireError(ValueError):
@@ -168,3 +173,34 @@ def _read_exactly(stream, count: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def request(info: dict, verb: str, path: str, body: bytes | None = None, content_type: str | None = None,
+            timeout: float = CONNECT_TIMEOUT_S) -> tuple[int, object]:
+    """One JSON request to the server a server file describes (``port``, ``token``); (HTTP status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", int(info["port"]), timeout=timeout)
+    try:
+        headers = {"Authorization": "Bearer " + str(info["token"])}
+        if content_type:
+            headers["Content-Type"] = content_type
+        conn.request(verb, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        try:
+            return response.status, json.loads(data or b"null")
+        except ValueError:
+            return response.status, {"error": data[:500].decode("utf-8", "replace")}
+    finally:
+        conn.close()
+
+
+def health(info: dict | None, timeout: float = CONNECT_TIMEOUT_S) -> dict | None:
+    """The server's health answer, or None when nothing usable answers there."""
+    if not info:
+        return None
+    try:
+        status, data = request(info, "GET", "/v1/health", timeout=timeout)
+    except (OSError, http.client.HTTPException):
+        return None
+    ok = status == 200 and isinstance(data, dict) and data.get("protocol") == PROTOCOL
+    return data if ok else None

@@ -1,8 +1,9 @@
 """plugin_host: neural style filters for GIMP, for plugin authors and for the command line.
 
-Public API for plugin authors: ``hookimpl`` (decorate your hook functions), ``Method``,
-``Command``, the parameter kinds in :mod:`plugin_host.schema`, ``WeightsEntry`` and the
-errors in :mod:`plugin_host.errors`. Importing this package does not import torch.
+For plugin code, the public API is :mod:`plugin_host.sdk` (everything a plugin imports, in one
+module; docs/plugins/sdk.md) and :mod:`plugin_host.testing`. This package exports the same
+declaration classes and errors, and ``load_method`` for using methods from Python. Every other
+module is internal. Importing this package does not import torch.
 """
 from __future__ import annotations
 

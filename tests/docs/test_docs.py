@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.metadata as metadata
 import inspect
+import json
 import re
 import sys
 import types
@@ -123,6 +124,22 @@ def test_minimal_plugin_in_index_md_works(tiny_image):
     assert registry.failures == [] and list(registry.methods) == ["invert"]
     out = Session(registry=registry, device="cpu").run("invert", {"content": tiny_image}).rgb
     assert (out - (1 - tiny_image)).abs().max() < 1e-6
+
+
+def test_command_only_plugin_in_hooks_md_works(capsys, samples_dir):
+    from plugin_host.cli import main
+
+    text = (DOCS / "hooks.md").read_text(encoding="utf-8")
+    code = re.search(r"## register_commands\(register\).*?```python\n(.*?)```", text, re.S).group(1)
+    module = types.ModuleType("plugin_host_count_colours")
+    exec(compile(code, "hooks.md", "exec"), module.__dict__)
+    registry = load_registry(entry_points=[], extra_plugins=[("count-colours", module)], disabled=[])
+    assert main(["count-colours", str(samples_dir / "parrots.jpg")], registry=registry) == 0
+    assert re.fullmatch(r".*parrots\.jpg: \d+ colours\n", capsys.readouterr().out)
+    assert main(["plugins", "--json"], registry=registry) == 0
+    [row] = json.loads(capsys.readouterr().out)["plugins"]
+    assert (row["plugin"], row["status"], row["commands"], row["methods"]) == ("count-colours", "ok",
+                                                                               ["count-colours"], [])
 
 
 def _slug(heading: str) -> str:

@@ -42,7 +42,8 @@ from .weights.user_models import (check_model_name, installed_models, package_mo
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type checkers and editors
     from .encoders import VGGEncoder, build_encoder, channel_scales, layer_names, normalise
     from .encoders.vgg import VGG_CONFIGS
-    from .evaluation import periodic_peak
+    from .evaluation import (content_distance, content_ratio, descriptor_distance, nearest_collection,
+                             periodic_peak, style_descriptor)
     from .imaging import (EncoderNormalize, LoadedImage, from_encoder_input, from_pil, load_image,
                           match_color_statistics, match_histograms, pad_to_min_side, preserve_colors,
                           preserve_luminance, resize_max_side, resize_to, rgb_to_ycbcr, save_image, scale,
@@ -61,7 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type che
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("VGGEncoder", "build_encoder", "channel_scales", "layer_names", "normalise"), ".encoders"),
     "VGG_CONFIGS": ".encoders.vgg",
-    "periodic_peak": ".evaluation",
+    **dict.fromkeys(("content_distance", "content_ratio", "descriptor_distance", "nearest_collection",
+                     "periodic_peak", "style_descriptor"), ".evaluation"),
     **dict.fromkeys(("EncoderNormalize", "LoadedImage", "from_encoder_input", "from_pil", "load_image",
                      "match_color_statistics", "match_histograms", "pad_to_min_side", "preserve_colors",
                      "preserve_luminance", "resize_max_side", "resize_to", "rgb_to_ycbcr", "save_image", "scale",

@@ -53,6 +53,7 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
         tile = params.tile_size
         if not tile or max(content.shape[-2:]) <= tile:
             ctx.progress.stage("decode", total=1)
+            ctx.cancel.raise_if_cancelled()
             padded, (height, width) = _pad_to_stride(content)
             padded_masks = None if masks is None else _pad_to_stride(masks)[0]
             out = stylise(encode(encoder, padded)[FEATURE_LAYER], regions=padded_masks)[..., :height, :width]

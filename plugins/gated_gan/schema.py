@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, ChoiceParam, FloatParam,
-                             ImageInput, IntParam, ModelParam, Param, ParameterError, Params, PathParam, Schema,
+                             ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params, PathParam, Schema,
                              StringParam, check_model_name)
 
 MODEL_KIND = "gated-gan"
@@ -98,6 +98,8 @@ TRAIN_SCHEMA = Schema(params=(
               directory=True, cli_aliases=("content",)),
     PathParam("styles_dir", "Style collections", "folder with one sub-folder of paintings per collection; "
               "the sub-folder names become the style names", None, directory=True, cli_aliases=("styles",)),
+    ListParam("collections", "Collections", "the sub-folders to train on (default: all); the gate order is "
+              "always their sorted names", (), item=StringParam("collection"), min_length=0),
     PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
               must_exist=False),
     StringParam("name", "Name", "model name shown in menus", ""),

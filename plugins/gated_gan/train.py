@@ -70,11 +70,16 @@ class Collections(Dataset):
     ``n × largest`` long, so an epoch shows each collection as often as the largest has paintings.
     """
 
-    def __init__(self, folder: Path, crop: int, resize_short: int | None) -> None:
+    def __init__(self, folder: Path, crop: int, resize_short: int | None, chosen: tuple[str, ...] = ()) -> None:
         folders = sorted(p for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith("."))
         if not folders:
             raise InputImageError(f"'{folder}' has no sub-folders of paintings",
                                   hint="put each collection's paintings in a sub-folder named after the style")
+        missing = sorted(set(chosen) - {sub.name for sub in folders})
+        if missing:
+            raise InputImageError(f"'{folder}' has no collection {missing[0]!r}",
+                                  hint=f"its sub-folders: {', '.join(sub.name for sub in folders)}")
+        folders = [sub for sub in folders if not chosen or sub.name in chosen]
         for sub in folders:
             if _BLEND_SEPARATORS & set(sub.name):
                 raise InputImageError(f"collection folder '{sub}' has '=' or ',' in its name",
@@ -189,7 +194,7 @@ def _train(params: Params, ctx: RunContext) -> Path:
     out, name = _output_path(params)
     resize = params.resize_short or None
     photos = Photos(params.content_dir, params.crop, resize)
-    paintings = Collections(params.styles_dir, params.crop, resize)
+    paintings = Collections(params.styles_dir, params.crop, resize, params.collections)
     styles, n_styles = paintings.names, len(paintings.names)
     settings = {"method": "gated-gan", "n_styles": n_styles, "ngf": params.ngf, "decoder_blocks": params.decoder_blocks,
                 "upsample": params.upsample, "affine": True, "styles": list(styles), "identity": n_styles,

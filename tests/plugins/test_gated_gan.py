@@ -237,6 +237,20 @@ def test_the_identity_gate_reconstructs_better_than_any_style_gate_and_styles_ta
     assert blueness[0] > blueness[1], blueness  # gate 0 is "blue", gate 1 "red"
 
 
+def test_collections_are_the_sub_folders_or_those_named(tmp_path):
+    from plugin_host.errors import InputImageError
+    from plugin_host_gated_gan.train import Collections
+
+    _, styles = write_toy_data(tmp_path)
+    everything = Collections(styles, crop=32, resize_short=None)
+    assert everything.names == ("blue", "red") and len(everything) == 8
+    image, label = everything[(3, 7)]
+    assert image.shape == (3, 32, 32) and label == 1  # index 3: collection 3 mod 2, its painting 3 div 2
+    assert Collections(styles, 32, None, ("red",)).names == ("red",)
+    with pytest.raises(InputImageError, match="no collection 'green'"):
+        Collections(styles, 32, None, ("red", "green"))
+
+
 class _CancelAfter(Progress):
     def __init__(self, token: CancelToken, step: int) -> None:
         super().__init__()

@@ -22,7 +22,7 @@ from .memory import use_huge_pages
 from .method import Method
 from .plugins import Registry, load_registry
 from .progress import CancelToken, make_progress
-from .schema import BoolParam, ImageInput, ModelParam, Param, Schema
+from .schema import BoolParam, ImageInput, ModelParam, Param, Schema, deprecation_message
 
 
 
@@ -59,6 +59,24 @@ def add_schema_arguments(parser: argparse.ArgumentParser, schema: Schema, regist
         else:
             group.add_argument(*flags, dest=param.name, default=None, metavar=param.kind.upper(),
                                help=_param_help(param, registry))
+        _add_former_flags(group, param)
+
+
+def _add_former_flags(group: argparse._ArgumentGroup, param: Param) -> None:
+    """Hidden flags for the former names of ``param`` (``renamed_from``): they set it, with a warning."""
+    if not param.renamed_from:
+        return
+    flags = [_flag(name) for name in param.renamed_from]
+    base = argparse.BooleanOptionalAction if isinstance(param, BoolParam) else argparse._StoreAction
+
+    class Former(base):  # type: ignore[misc, valid-type]
+        def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+            old = option_string.removeprefix("--no-").removeprefix("--")
+            print(f"warning: {deprecation_message(old, param.name, flag=True)}", file=sys.stderr)
+            super().__call__(parser, namespace, values, option_string)
+
+    extra = {} if isinstance(param, BoolParam) else {"metavar": param.kind.upper()}
+    group.add_argument(*flags, dest=param.name, default=None, action=Former, help=argparse.SUPPRESS, **extra)
 
 
 def _add_input_arguments(parser: argparse.ArgumentParser, inputs: Sequence[ImageInput]) -> None:

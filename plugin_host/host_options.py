@@ -141,8 +141,9 @@ def flag(name: str) -> str:
 
 
 def param_flags(param: Param) -> list[str]:
-    """The flags ``run``/``train`` give a parameter: its name and ``cli_aliases`` (``--no-X`` too for a bool)."""
-    names = [flag(n) for n in (param.name, *param.cli_aliases)]
+    """The flags ``run``/``train`` give a parameter: its name, ``cli_aliases`` and the hidden former names
+    of ``renamed_from`` (``--no-X`` too for a bool)."""
+    names = [flag(n) for n in (param.name, *param.cli_aliases, *param.renamed_from)]
     if isinstance(param, BoolParam):
         names += ["--no-" + f[2:] for f in names]
     return names
@@ -177,8 +178,9 @@ def check_keywords(where: str, **given: Any) -> dict[str, Any]:
 def clashes(method: "Method") -> list[str]:
     """Why ``method``'s names collide with the host's or with each other (empty when they don't).
 
-    Checks input names, the names and ``cli_aliases`` of ``schema`` and ``train_schema`` against
-    :func:`reserved_names`, then every flag ``run METHOD`` and ``train METHOD`` would get for uniqueness.
+    Checks input names, the names, ``cli_aliases`` and ``renamed_from`` of ``schema`` and ``train_schema``
+    against :func:`reserved_names`, then every flag ``run METHOD`` and ``train METHOD`` would get for
+    uniqueness (a former name that is another parameter's name or alias clashes there).
     """
     reserved = reserved_names()
     found: list[str] = []
@@ -201,6 +203,11 @@ def clashes(method: "Method") -> list[str]:
                     found.append(f"{label} {param.name!r}: CLI alias {alias!r} must match {_ALIAS.pattern}")
                 else:
                     owned(f"{label} {param.name!r}: CLI alias {alias!r}", alias)
+            for former in param.renamed_from:
+                if not isinstance(former, str) or not former.isidentifier():
+                    found.append(f"{label} {param.name!r}: former name {former!r} must be a Python identifier")
+                else:
+                    owned(f"{label} {param.name!r}: former name {former!r}", former)
     if not found:
         found += _flag_clashes("run", _run_flags(method, inputs)) + _flag_clashes("train", _train_flags(method))
     return found

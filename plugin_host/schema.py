@@ -9,6 +9,7 @@ allowed. Standard library only: the GIMP bridge reads the JSON form, never this 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +28,9 @@ class Param:
 
     ``cli_aliases``: further names the command line accepts for it (``content`` for ``content_dir``);
     JSON and GIMP use ``name`` only.
+
+    ``renamed_from``: the parameter's former names, still accepted everywhere (command line, Python,
+    JSON) for one release with a deprecation warning naming ``name``; the command line hides them.
     """
 
     name: str
@@ -34,6 +38,7 @@ class Param:
     help: str = ""
     default: Any = None
     cli_aliases: tuple[str, ...] = field(default=(), kw_only=True)
+    renamed_from: tuple[str, ...] = field(default=(), kw_only=True)
     kind: ClassVar[str] = "param"
 
     def coerce(self, value: Any) -> Any:  # pragma: no cover - overridden
@@ -338,7 +343,7 @@ class Schema:
         :param models: for :class:`ModelParam`, model kind → installed names.
         :raises ParameterError: naming the first bad parameter, its value and what is allowed.
         """
-        raw = {k: v for k, v in (raw or {}).items() if v is not None}
+        raw = self.rename_old({k: v for k, v in (raw or {}).items() if v is not None})
         known = {p.name for p in self.params}
         for name in raw:
             if name not in known:
@@ -360,6 +365,31 @@ class Schema:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [p.to_json() for p in self.params]
+
+    def rename_old(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """``raw`` with each former name (``renamed_from``) replaced by the current one, warning once per name.
+
+        :raises ParameterError: when a value is given under both names.
+        """
+        current = {old: p.name for p in self.params for old in p.renamed_from}
+        renamed: dict[str, Any] = {}
+        for name, value in raw.items():
+            new = current.get(name)
+            if new is None:
+                renamed.setdefault(name, value)
+                continue
+            if new in raw:
+                raise ParameterError(new, f"given twice, also as its former name {name!r}",
+                                     hint=f"keep {new!r} only")
+            warnings.warn(deprecation_message(name, new), DeprecationWarning, stacklevel=4)
+            renamed[new] = value
+        return renamed
+
+
+def deprecation_message(old: str, new: str, flag: bool = False) -> str:
+    """The one line saying that a parameter's former name ``old`` is now ``new`` (as flags with ``flag``)."""
+    shown = (lambda n: "--" + n.replace("_", "-")) if flag else repr
+    return f"{shown(old)} is deprecated and will be removed in the next release: use {shown(new)}"
 
 
 def _check_range(param: FloatParam | IntParam, number: float) -> None:

@@ -73,6 +73,16 @@ CLASHES = {
                        "`run` flag --style of parameter 'amount' is already input 'style'"),
     "bool-negation": (method("clash", schema=Schema((BoolParam("smooth"), BoolParam("no_smooth")))),
                       "`run` flag --no-smooth of parameter 'no_smooth' is already parameter 'smooth'"),
+    "former-seed": (method("clash", schema=Schema((FloatParam("amount", default=1.0, renamed_from=("seed",)),))),
+                    "parameter 'amount': former name 'seed' is taken by the host (--seed)"),
+    "former-is-a-parameter": (method("clash", schema=Schema((FloatParam("amount", default=1.0, renamed_from=("level",)),
+                                                             FloatParam("level", default=1.0)))),
+                              "`run` flag --level of parameter 'level' is already parameter 'amount'"),
+    "former-is-an-alias": (method("clash", schema=Schema((FloatParam("amount", default=1.0, renamed_from=("level",)),
+                                                          FloatParam("size", default=1.0, cli_aliases=("level",))))),
+                           "`run` flag --level of parameter 'size' is already parameter 'amount'"),
+    "former-on-input": (method("clash", schema=Schema((FloatParam("amount", default=1.0, renamed_from=("style",)),))),
+                        "`run` flag --style of parameter 'amount' is already input 'style'"),
 }
 
 
@@ -202,3 +212,46 @@ def test_a_plugin_command_that_raises_while_adding_arguments_is_dropped(make_reg
     assert code == 0 and "FAILED cmds: command 'broken-cmd': the options of `plugin_host broken-cmd`" in out
     assert cli(registry, "good-cmd", "--n", "7")[:2] == (0, "7\n")
     assert cli(registry, "broken-cmd")[0] == 2  # argparse: no such command
+
+
+def fill(inputs, params, ctx):
+    return inputs["content"] * 0 + (params.strength if params.smooth else 0.0)
+
+
+def renamed_registry(make_registry):
+    schema = Schema((FloatParam("strength", default=0.5, min=0, max=1, renamed_from=("alpha",)),
+                     BoolParam("smooth", renamed_from=("soft",))))
+    return make_registry(plugin("good_plugin", method("good", schema=schema, run=fill)))
+
+
+def test_a_former_name_is_a_hidden_flag_that_warns_and_sets_the_new_one(make_registry, tmp_path):
+    registry = renamed_registry(make_registry)
+    content = tmp_path / "in.png"
+    Image.new("RGB", (8, 6)).save(content)
+    code, _, err = cli(registry, "run", "good", content, "--alpha", "0.25", "--soft", "-o", tmp_path / "o.png", "-q",
+                       "--device", "cpu")
+    assert code == 0 and Image.open(tmp_path / "o.png").getpixel((0, 0)) == (64, 64, 64), err
+    assert err.splitlines() == [
+        "warning: --alpha is deprecated and will be removed in the next release: use --strength",
+        "warning: --soft is deprecated and will be removed in the next release: use --smooth"], err
+    code, _, err = cli(registry, "run", "good", content, "--strength", "0.75", "--no-smooth", "-o", tmp_path / "n.png",
+                       "-q", "--device", "cpu")
+    assert code == 0 and Image.open(tmp_path / "n.png").getpixel((0, 0)) == (0, 0, 0) and err == "", err
+    code, help_text, _ = cli(registry, "run", "good", "--help")
+    assert code == 0 and "--strength" in help_text and "--alpha" not in help_text and "--soft" not in help_text
+
+
+def test_a_former_name_out_of_range_is_named_as_typed(make_registry, tmp_path):
+    content = tmp_path / "in.png"
+    Image.new("RGB", (8, 6)).save(content)
+    code, _, err = cli(renamed_registry(make_registry), "run", "good", content, "--alpha", "7")
+    assert code == 2 and "error: --alpha: out of range: 7.0" in err, err
+
+
+def test_a_former_name_works_as_a_python_keyword_with_a_deprecation_warning(make_registry):
+    handle = MethodHandle(Session(registry=renamed_registry(make_registry), device="cpu"), "good")
+    import torch
+
+    with pytest.warns(DeprecationWarning, match="'alpha' is deprecated .*use 'strength'"):
+        out = handle(torch.zeros(1, 3, 4, 4), alpha=0.25, smooth=True)
+    assert torch.allclose(out, torch.full((1, 3, 4, 4), 0.25))

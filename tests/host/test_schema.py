@@ -85,3 +85,29 @@ class TestDeclaration:
         # values from the JSON description validate back to the same Params
         again = SCHEMA.validate({p["name"]: p["default"] for p in described}, models=MODELS)
         assert again == SCHEMA.validate({}, models=MODELS)
+
+
+class TestRenamedParameters:
+    schema = Schema((FloatParam("strength", default=1.0, min=0, max=1, renamed_from=("alpha",)),
+                     IntParam("max_size", default=512, min=0, renamed_from=("content_size", "size"))))
+
+    def test_current_names_validate_without_a_warning(self, recwarn):
+        params = self.schema.validate({"strength": "0.5", "max_size": 64})
+        assert (params.strength, params.max_size) == (0.5, 64)
+        assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
+
+    def test_former_names_validate_with_one_warning_each_naming_the_new_name(self):
+        with pytest.warns(DeprecationWarning) as caught:
+            params = self.schema.validate({"alpha": "0.25", "size": 32})
+        assert (params.strength, params.max_size) == (0.25, 32)
+        assert sorted(str(w.message) for w in caught) == [
+            "'alpha' is deprecated and will be removed in the next release: use 'strength'",
+            "'size' is deprecated and will be removed in the next release: use 'max_size'"]
+
+    def test_a_former_name_is_checked_like_the_new_one(self):
+        with pytest.warns(DeprecationWarning), pytest.raises(ParameterError, match="strength.*out of range"):
+            self.schema.validate({"alpha": 2})
+
+    def test_both_names_at_once_is_refused(self):
+        with pytest.raises(ParameterError, match="max_size.*given twice.*'content_size'"):
+            self.schema.validate({"content_size": 1, "max_size": 2})

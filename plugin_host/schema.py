@@ -9,6 +9,7 @@ allowed. Standard library only: the GIMP bridge reads the JSON form, never this 
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,9 +382,18 @@ class Schema:
             if new in raw:
                 raise ParameterError(new, f"given twice, also as its former name {name!r}",
                                      hint=f"keep {new!r} only")
-            warnings.warn(deprecation_message(name, new), DeprecationWarning, stacklevel=4)
+            warnings.warn(deprecation_message(name, new), DeprecationWarning, stacklevel=_callers_level())
             renamed[new] = value
         return renamed
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` of the first frame outside plugin_host, for the caller of this one's caller:
+    Python shows a DeprecationWarning only when it is attributed to the user's code."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] == "plugin_host":
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def deprecation_message(old: str, new: str, flag: bool = False) -> str:

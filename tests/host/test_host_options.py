@@ -252,6 +252,7 @@ def test_a_former_name_works_as_a_python_keyword_with_a_deprecation_warning(make
     handle = MethodHandle(Session(registry=renamed_registry(make_registry), device="cpu"), "good")
     import torch
 
-    with pytest.warns(DeprecationWarning, match="'alpha' is deprecated .*use 'strength'"):
+    with pytest.warns(DeprecationWarning, match="'alpha' is deprecated .*use 'strength'") as caught:
         out = handle(torch.zeros(1, 3, 4, 4), alpha=0.25, smooth=True)
+    assert caught[0].filename == __file__  # the caller's line: Python shows it by default only there
     assert torch.allclose(out, torch.full((1, 3, 4, 4), 0.25))

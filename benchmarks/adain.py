@@ -157,7 +157,7 @@ def stylise_child(cfg: dict[str, Any]) -> dict[str, Any]:
     content_path, style_path = benchmark_images()
     content = square_image(content_path, size)
     style = square_image(style_path, STYLE_SIZE)
-    params = {"decoder": cfg["decoder"], "content_size": 0, "style_size": STYLE_SIZE, "tile_size": tile}
+    params = {"decoder": cfg["decoder"], "max_size": 0, "style_size": STYLE_SIZE, "tile_size": tile}
     images = {"content": content, "style": [style]}
 
     # Warm-up: loads (and verifies) encoder and decoder so no measurement includes it. A big image
@@ -376,8 +376,8 @@ def main(argv: list[str] | None = None) -> None:
                   "precision": args.precision}
         doc: dict[str, Any] = {
             **header(), "method": METHOD, "quick": args.quick, "device": args.device, "decoder": decoder,
-            "setup": (f"content {CONTENT_NOTE}; style resized to {STYLE_SIZE}²; alpha 1, no colour "
-                      "preservation, content_size 0, seed 0; models loaded once per child in the warm-up"),
+            "setup": (f"content {CONTENT_NOTE}; style resized to {STYLE_SIZE}²; strength 1, no colour "
+                      "preservation, max_size 0, seed 0; models loaded once per child in the warm-up"),
             "images": {"content": str(content), "style": str(style)},
             "notes": [f"on the CPU, sizes ≥ {BIG} get 1 timed run after a warm-up at 512² (minutes per run)",
                       "session_run_s times Session.run (input copy, style statistics, tiling, output to CPU) "

@@ -103,8 +103,8 @@ def main() -> None:
         size = args.size
         content = {"u8": picture(size, size, "u8"), "f32": picture(size, size, "f32")}
         style = [picture(256, 256, "u8")]
-        adain = phb_wire.encode_job("adain", {"content_size": 0}, {"content": content["u8"], "style": style})
-        small = phb_wire.encode_job("adain", {"content_size": 0}, {
+        adain = phb_wire.encode_job("adain", {"max_size": 0}, {"content": content["u8"], "style": style})
+        small = phb_wire.encode_job("adain", {"max_size": 0}, {
             "content": picture(args.cold_size, args.cold_size, "u8"), "style": style})
 
         print(f"bridge: cold start of a server and its first adain call at {args.cold_size} px", file=sys.stderr)

@@ -4,7 +4,7 @@
 
 Writes docs/gallery/adain-contact-sheet.jpg (rows: content, then one column per style) and prints
 JSON: for each pair, the mean/std style distance (relu1_1..relu4_1) of the output and of the
-content to the style, and the alpha = 0 reconstruction PSNR of each content image.
+content to the style, and the strength 0 reconstruction PSNR of each content image.
 """
 from __future__ import annotations
 
@@ -45,12 +45,12 @@ def main() -> None:
     rows, report = [], {"decoder": args.decoder, "pairs": [], "reconstruction_psnr": {}}
     for name in CONTENTS:
         content = resize_max_side(load_image(shared / "images" / "content" / name).rgb, args.size)
-        recon = adain(content, style=content, alpha=0.0, decoder=args.decoder, content_size=0)
+        recon = adain(content, style=content, strength=0.0, decoder=args.decoder, max_size=0)
         report["reconstruction_psnr"][name] = round(psnr(recon, content), 2)
         row = [content]
         for style_name in STYLES:
             style = resize_max_side(load_image(shared / "images" / "style" / style_name).rgb, 512)
-            out = adain(content, style=style, decoder=args.decoder, content_size=0)
+            out = adain(content, style=style, decoder=args.decoder, max_size=0)
             report["pairs"].append({"content": name, "style": style_name,
                                     "output_to_style": round(style_distance(encoder, out, style), 2),
                                     "content_to_style": round(style_distance(encoder, content, style), 2)})

@@ -28,7 +28,7 @@ MIN_SIDE = 2 * STRIDE  # the decoder's first reflection padding needs a relu4_1 
 
 
 def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
-    original = resize_max_side(inputs["content"], params.content_size or None)
+    original = resize_max_side(inputs["content"], params.max_size or None)
     content, crop_back = pad_to_min_side(original, MIN_SIDE)
     styles = [pad_to_min_side(resize_max_side(s, params.style_size or None), MIN_SIDE)[0] for s in inputs["style"]]
     if params.preserve_colors == "histogram":
@@ -47,7 +47,7 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
 
     def stylise(features: torch.Tensor, content_stats=None, regions=None) -> torch.Tensor:
         target = _transfer(features, stats, weights, content_stats, regions)
-        return decoder(params.alpha * target + (1 - params.alpha) * features)
+        return decoder(params.strength * target + (1 - params.strength) * features)
 
     with torch.no_grad():
         tile = params.tile_size

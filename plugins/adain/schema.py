@@ -14,13 +14,13 @@ INPUTS = (
 )
 
 SCHEMA = Schema(params=(
-    FloatParam("alpha", "Style strength", "0 keeps the content (decoder reconstruction), 1 is full style", 1.0,
-               min=0.0, max=1.0, step=0.05),
+    FloatParam("strength", "Style strength", "0 keeps the content (decoder reconstruction), 1 is full style", 1.0,
+               min=0.0, max=1.0, step=0.05, renamed_from=("alpha",)),
     ModelParam("decoder", "Decoder", "trained decoder; it fixes the encoder it was trained with",
                DEFAULT_DECODER, model_kind=DECODER_KIND),
     PRESERVE_COLORS,
-    IntParam("content_size", "Content size", "longest side of the result in pixels (0 = keep)", 1024,
-             min=0, max=16384),
+    IntParam("max_size", "Maximum size", "longest side of the result in pixels (0 = keep)", 1024,
+             min=0, max=16384, renamed_from=("content_size",)),
     IntParam("style_size", "Style size", "longest side the style image is read at (0 = keep)", 512,
              min=0, max=4096),
     TILE_SIZE,

@@ -58,14 +58,18 @@ def test_gatys_and_adain_through_the_warm_server(make_server, bridge_modules, ti
     assert (layout["width"], layout["height"]) == (24, 16)
     assert _changed_with_alpha_kept(data, pixels) > 0.5
 
-    body = wire.encode_job("adain", {"decoder": "adain-decoder-wire", "content_size": 0},
-                           {"content": wire.raw_image(data, 24, 16, 4),
-                            "style": [wire.raw_image(style, 16, 16, 4), wire.raw_image(data, 24, 16, 4)],
-                            "mask": [wire.raw_image(bytes([255] * 12 + [0] * 12) * 16, 24, 16, 1),
-                                     wire.raw_image(bytes([0] * 12 + [255] * 12) * 16, 24, 16, 1)]},
-                           blend={"style": [1, 1]})
-    layout, pixels = client.run_job(info, body)
-    assert _changed_with_alpha_kept(data, pixels) > 0.5
+    results = []
+    for params in ({"max_size": 0, "strength": 0.8}, {"content_size": 0, "alpha": 0.8}):  # former names: one release
+        body = wire.encode_job("adain", {"decoder": "adain-decoder-wire", **params},
+                               {"content": wire.raw_image(data, 24, 16, 4),
+                                "style": [wire.raw_image(style, 16, 16, 4), wire.raw_image(data, 24, 16, 4)],
+                                "mask": [wire.raw_image(bytes([255] * 12 + [0] * 12) * 16, 24, 16, 1),
+                                         wire.raw_image(bytes([0] * 12 + [255] * 12) * 16, 24, 16, 1)]},
+                               blend={"style": [1, 1]})
+        layout, pixels = client.run_job(info, body)
+        assert _changed_with_alpha_kept(data, pixels) > 0.5
+        results.append(pixels)
+    assert results[0] == results[1]
 
 
 def test_one_shot_stdio_speaks_the_same_frames(toy_registry, bridge_modules):

@@ -31,7 +31,7 @@ def register_weights(register):
 '''
 #: Tiny settings so a call takes a second or two on 2 CPU cores (argument names as in the PDB).
 PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
-          "adain": {"decoder": "adain-decoder-test", "content-size": 64, "style-size": 64}}
+          "adain": {"decoder": "adain-decoder-test", "max-size": 64, "style-size": 64}}
 
 
 @pytest.fixture(scope="session")

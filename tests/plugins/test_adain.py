@@ -49,7 +49,7 @@ def session(registry, default_encoder):
 
 class TestAdainConformance(MethodConformance):
     method_name = "adain"
-    params = {"decoder": TEST_DECODER, "content_size": 64}
+    params = {"decoder": TEST_DECODER, "max_size": 64}
 
     def registry(self):
         import tempfile
@@ -76,11 +76,11 @@ def test_blend_weights_one_zero_equal_the_single_style(session, tiny_image):
     assert torch.allclose(single, blended, atol=1e-6)
 
 
-def test_alpha_zero_is_the_decoders_reconstruction_of_the_content(session, tiny_image):
+def test_strength_zero_is_the_decoders_reconstruction_of_the_content(session, tiny_image):
     from plugin_host_adain.models import load_models
     from plugin_host_adain.net import encode
 
-    raw = {"decoder": TEST_DECODER, "alpha": 0.0, "content_size": 0}
+    raw = {"decoder": TEST_DECODER, "strength": 0.0, "max_size": 0}
     a = session.run("adain", {"content": tiny_image, "style": [tiny_image.flip(-1)]}, raw).rgb
     b = session.run("adain", {"content": tiny_image, "style": [torch.rand_like(tiny_image)]}, raw).rgb
     assert torch.allclose(a, b, atol=1e-6)
@@ -90,6 +90,47 @@ def test_alpha_zero_is_the_decoders_reconstruction_of_the_content(session, tiny_
         features = encode(encoder, tiny_image.to(ctx.device, ctx.dtype))["relu4_1"]
         reconstruction = decoder(features).clamp(0, 1).float()
     torch.testing.assert_close(a, reconstruction[..., :a.shape[-2], :a.shape[-1]], atol=1e-6, rtol=0)
+
+
+def test_former_names_alpha_and_content_size_still_work_with_a_warning(session, registry, tiny_image, tmp_path,
+                                                                      capsys):
+    from PIL import Image
+
+    from plugin_host.api import MethodHandle
+    from plugin_host.cli import main
+
+    images = {"content": tiny_image, "style": [tiny_image.flip(-1)]}
+    new = session.run("adain", images, {"decoder": TEST_DECODER, "strength": 0.5, "max_size": 16}).rgb
+    assert max(new.shape[-2:]) == 16
+    with pytest.warns(DeprecationWarning) as caught:
+        old = session.run("adain", images, {"decoder": TEST_DECODER, "alpha": 0.5, "content_size": 16}).rgb
+    assert sorted(str(w.message).split(":")[-1] for w in caught) == [" use 'max_size'", " use 'strength'"]
+    torch.testing.assert_close(old, new, atol=1e-6, rtol=0)
+    with pytest.warns(DeprecationWarning, match="'alpha' is deprecated"):
+        python = MethodHandle(session, "adain")(tiny_image, style=tiny_image.flip(-1), decoder=TEST_DECODER,
+                                                alpha=0.5, max_size=16)
+    torch.testing.assert_close(python, new, atol=1e-6, rtol=0)
+
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    Image.new("RGB", (40, 20), (200, 100, 50)).save(content)
+    Image.new("RGB", (20, 20), (20, 120, 220)).save(style)
+    outputs = {}
+    for label, flags in (("old", ["--alpha", "0.5", "--content-size", "16"]),
+                         ("new", ["--strength", "0.5", "--max-size", "16"])):
+        out = tmp_path / f"{label}.png"
+        code = main(["run", "adain", str(content), "--style", str(style), "--decoder", TEST_DECODER, *flags,
+                     "-o", str(out), "-q", "--device", "cpu", "--seed", "0"], registry=registry)
+        err = capsys.readouterr().err
+        assert code == 0, err
+        outputs[label] = Image.open(out)
+        if label == "old":
+            assert err.splitlines() == [
+                "warning: --alpha is deprecated and will be removed in the next release: use --strength",
+                "warning: --content-size is deprecated and will be removed in the next release: use --max-size"]
+        else:
+            assert "deprecated" not in err
+    assert outputs["old"].size == outputs["new"].size == (16, 8)
+    assert outputs["old"].tobytes() == outputs["new"].tobytes()
 
 
 def test_masks_give_each_region_its_own_style_statistics():
@@ -132,7 +173,7 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
         left = torch.zeros(1, 3, 512, 896)
         left[..., :440] = 1
         inputs = {"content": content, "style": styles, "mask": [left, 1 - left]}
-    raw = {"content_size": 0, "style_size": 256}
+    raw = {"max_size": 0, "style_size": 256}
     whole = session.run("adain", inputs, {**raw, "tile_size": 0}).rgb
     tiled = session.run("adain", inputs, {**raw, "tile_size": 512}).rgb
     difference = (whole - tiled).abs()

@@ -26,14 +26,14 @@ def test_full_style_moves_statistics_toward_the_style(adain, shared_dir, content
 
     content = picture(shared_dir, "content", content_name)
     style = picture(shared_dir, "style", style_name, 256)
-    out = adain(content, style=style, content_size=0)
+    out = adain(content, style=style, max_size=0)
     encoder, _ = load_models(adain.session.context, "adain-decoder-vgg16-hed")
     assert style_distance(encoder, out, style) < MAX_STYLE_RATIO * style_distance(encoder, content, style)
 
 
-def test_alpha_zero_reconstructs_the_content(adain, shared_dir):
+def test_strength_zero_reconstructs_the_content(adain, shared_dir):
     content = picture(shared_dir, "content", "tubingen.jpg")
-    recon = adain(content, style=content, alpha=0.0, content_size=0)
+    recon = adain(content, style=content, strength=0.0, max_size=0)
     psnr = 10 * torch.log10(1 / (recon - content).square().mean())
     assert psnr > MIN_RECONSTRUCTION_PSNR, float(psnr)
 

@@ -24,7 +24,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("method, params, side", [
     ("perceptual", {"model": "perceptual-starry-night"}, 128),
     ("perceptual-sr", {"model": "perceptual-sr-x4-pixel"}, 64),
-    ("adain", {"content_size": 0, "style_size": 128}, 128),
+    ("adain", {"max_size": 0, "style_size": 128}, 128),
 ])
 def test_bf16_matches_fp32(samples_dir, method, params, side):
     photo = load_image(samples_dir / "parrots.jpg").rgb

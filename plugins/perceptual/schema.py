@@ -67,7 +67,7 @@ def _style_given(params: Params) -> None:
 STYLE_TRAIN_SCHEMA = Schema(params=(
     PathParam("style", "Style image", "the painting to learn", None),
     PathParam("content_dir", "Content photos", "folder of training photos (searched recursively)", None,
-              directory=True),
+              directory=True, cli_aliases=("content",)),
     PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
               must_exist=False),
     StringParam("name", "Name", "model name shown in menus (default: the style file's name)", ""),
@@ -99,7 +99,7 @@ def _sr_given(params: Params) -> None:
 
 SR_TRAIN_SCHEMA = Schema(params=(
     PathParam("content_dir", "High-resolution photos", "folder of training photos (searched recursively)", None,
-              directory=True),
+              directory=True, cli_aliases=("content",)),
     PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
               must_exist=False),
     StringParam("name", "Name", "model name (default perceptual-sr-xSCALE-LOSS)", ""),

@@ -281,3 +281,13 @@ def test_torchrun_ddp_style_training_on_cpu_with_two_processes(tmp_path, samples
     lines = (tmp_path / "ddp.pth.log.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]  # rank 0 alone writes the log
     assert out.exists() and json.loads((tmp_path / "ddp.pth.json").read_text())["steps"] == 2
+
+
+@pytest.mark.parametrize("method", ["perceptual", "perceptual-sr"])
+def test_train_takes_content_for_content_dir_as_adain_does(method, tmp_path):
+    from plugin_host.cli import build_parser
+
+    parser = build_parser(load_registry())
+    for flag in ("--content", "--content-dir"):
+        args = parser.parse_args(["train", method, flag, str(tmp_path), "--out", str(tmp_path / "m.pth")])
+        assert args.content_dir == str(tmp_path), flag

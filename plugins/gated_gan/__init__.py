@@ -8,7 +8,7 @@ are read here, from JSON; nothing here imports torch.
 """
 from pathlib import Path
 
-from plugin_host.sdk import Method, WeightsEntry, hookimpl, installed_models, packaged_models
+from plugin_host.sdk import Command, Method, WeightsEntry, hookimpl, installed_models, packaged_models
 
 from .schema import CONTENT, MODEL_KIND, PORT_STYLES, SHIPPED_MODEL, TRAIN_SCHEMA, run_schema
 
@@ -50,3 +50,11 @@ def register_methods(register):
 def register_weights(register):
     for entry in _models():
         register(entry)
+
+
+@hookimpl
+def register_commands(register):
+    from .evaluate import add_arguments, handle
+
+    register(Command("gated-gan-eval", "style accuracy, content ratio, artefacts and identity PSNR of a Gated-GAN "
+                     "model on held-out photos (the quality bar)", add_arguments, handle))

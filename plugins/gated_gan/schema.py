@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, ChoiceParam, FloatParam,
-                             ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params, PathParam, Schema,
-                             StringParam, check_model_name)
+                             ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params, PathParam,
+                             Schema, StringParam, check_model_name)
 
 MODEL_KIND = "gated-gan"
 #: The name the shipped model will have once it is trained (docs/gated-gan.md says how).

@@ -237,6 +237,29 @@ def test_the_identity_gate_reconstructs_better_than_any_style_gate_and_styles_ta
     assert blueness[0] > blueness[1], blueness  # gate 0 is "blue", gate 1 "red"
 
 
+def test_the_evaluation_command_gives_the_quality_bars_figures(trained, tmp_path, monkeypatch, capsys,
+                                                               default_encoder):
+    import shutil
+
+    from plugin_host.cli import main
+
+    out, _ = trained
+    models = tmp_path / "models"
+    models.mkdir()
+    for suffix in ("", ".json"):
+        shutil.copy(out.with_name(out.name + suffix), models / f"toy.pth{suffix}")
+    for index in range(3):
+        write_png(tmp_path / "held-out" / f"{index}.png", smooth_image(48, 48, seed=60 + index))
+    monkeypatch.setenv("PLUGIN_HOST_MODELS", str(models))
+    assert main(["gated-gan-eval", "toy", "--photos", str(tmp_path / "held-out"), "--collections",
+                 str(out.parent / "styles"), "--size", "48", "--device", "cpu", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["photos"] == 3 and report["styles"] == ["blue", "red"]
+    assert report["per_style"] == {"blue": 1.0, "red": 1.0}  # each gate's output lands on its own tint
+    assert 0 < report["content_ratio_median"] and 0 <= report["peak_ok_share"] <= 1
+    assert report["identity_psnr_mean"] > 15
+
+
 def test_collections_are_the_sub_folders_or_those_named(tmp_path):
     from plugin_host.errors import InputImageError
     from plugin_host_gated_gan.train import Collections

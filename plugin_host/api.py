@@ -4,14 +4,17 @@
     gatys = plugin_host.load_method("gatys", device="cpu", seed=0)
     out = gatys("photo.jpg", style="painting.jpg", iterations=200)   # a PIL image
     tensor = gatys(content_tensor, style=[s1, s2], style_blend=[0.7, 0.3], max_size=256)
+    picture = plugin_host.load_method("stylegan", seed=3)(truncation=0.5)   # a generator: no image
 
 Images may be paths, PIL images or ``(1, 3, H, W)`` tensors in 0..1. The result has the
 content's type: a PIL image for paths and PIL images (alpha restored), a tensor for tensors.
+A method without a content input (a generator) is called without one and returns a PIL image.
 """
 from __future__ import annotations
 
 from typing import Any, Sequence
 
+from .errors import InputImageError
 from .runner import Result, Session
 
 
@@ -22,8 +25,10 @@ class MethodHandle:
         self.session = session
         self.method = session.method(name)
 
-    def __call__(self, content: Any, /, progress: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
+    def __call__(self, content: Any = None, /, progress: Any = None, cancel: Any = None, **kwargs: Any) -> Any:
         """Run on ``content``; ``kwargs`` are the method's inputs and parameters by name.
+
+        ``content`` is required unless the method has no content input (a generator), which takes none.
 
         ``progress`` (a :class:`~plugin_host.progress.Progress`) and ``cancel`` (a
         :class:`~plugin_host.progress.CancelToken`) are the host's keywords (``host_options``, ``call``).
@@ -32,7 +37,12 @@ class MethodHandle:
 
         checked = check_keywords(CALL, progress=progress, cancel=cancel)
         progress, cancel = checked["progress"], checked["cancel"]
-        images: dict[str, Any] = {self.method.content_input.name: content}
+        wanted = self.method.content_input
+        if (wanted is None) != (content is None):
+            raise InputImageError(f"method {self.method.name!r} " + (
+                "makes a picture from its parameters and takes no image" if wanted is None
+                else f"needs a {wanted.name} image: pass it first"))
+        images: dict[str, Any] = {} if wanted is None else {wanted.name: content}
         blend: dict[str, Sequence[float]] = {}
         for spec in self.method.inputs:
             if spec.role == "content" or spec.name not in kwargs:
@@ -49,6 +59,8 @@ class MethodHandle:
     def _convert(content: Any, result: Result) -> Any:
         import torch
 
+        if content is None:
+            return result.to_pil()
         if isinstance(content, torch.Tensor):
             return result.rgb if content.dim() == 4 else result.rgb[0]
         return result.to_pil()

@@ -270,18 +270,19 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     method = session.method(args.method)
     raw = {p.name: getattr(args, p.name) for p in method.schema}
     params = session.validate(method, raw)
-    contents = expand_inputs(getattr(args, method.content_input.name))
+    wanted = method.content_input
+    contents: list[Path | None] = [None] if wanted is None else expand_inputs(getattr(args, wanted.name))
     extra = {s.name: getattr(args, s.name) for s in method.inputs if s.role != "content"}
     blends = {s.name: _parse_blend(getattr(args, s.name + "_blend"), s.name)
               for s in method.inputs if s.weighted and getattr(args, s.name + "_blend", None)}
     outputs = _plan_outputs(contents, args.output, method.name)
-    every_input = contents + [check_input_file(p) for v in extra.values() if v for p in v]
+    every_input = [c for c in contents if c is not None] + [check_input_file(p) for v in extra.values() if v for p in v]
     for out in outputs:  # every output checked before the first run: none fails after minutes of work
         check_output_path(out)
         ensure_not_overwriting(out, every_input, args.overwrite)
     progress = make_progress("none" if args.quiet else args.progress)
     for content, out in zip(contents, outputs):
-        images = {method.content_input.name: content, **{k: v for k, v in extra.items() if v}}
+        images = {**({} if wanted is None else {wanted.name: content}), **{k: v for k, v in extra.items() if v}}
         session.context.preview_dir, session.context.preview_prefix = out.parent, f"{out.stem}-step"
         result = session.run(method.name, images, validated=params, blend_weights=blends,
                              progress=progress, cancel=cancel)
@@ -302,12 +303,15 @@ def _parse_blend(text: str | None, name: str) -> list[float] | None:
     return list(ListParam(f"{name}_blend", item=FloatParam("w", min=0)).coerce(text))
 
 
-def _plan_outputs(contents: list[Path], output: Path | None, method: str) -> list[Path]:
+def _plan_outputs(contents: list[Path | None], output: Path | None, method: str) -> list[Path]:
+    """One output per content; ``[None]`` (a method without a content image) writes METHOD.png by default."""
     from .errors import InputImageError
     from .runner import output_path_for
 
     if len(contents) == 1 and output is not None and not _is_folder(output, "output"):
         return [output]
+    if contents == [None]:
+        return [(output or Path.cwd()) / f"{method}.png"]
     folder = output or Path.cwd()
     if len(contents) > 1 and output is not None and output.suffix.lower() in IMAGE_SUFFIXES:
         raise InputImageError(f"{len(contents)} inputs but -o names one file ({output})",

@@ -31,7 +31,9 @@ class Method:
     :param name: short id used on the command line (``gatys``); lower case, digits, ``-`` and ``_``.
     :param title: human name shown in menus ("Neural Style (Gatys)").
     :param description: one paragraph on what it does and when to use it.
-    :param inputs: the images it reads; exactly one has role ``content``.
+    :param inputs: the images it reads; at most one has role ``content``. A method with none (a
+        generator, which makes a picture from its parameters alone) runs without an image: no
+        positional argument on the command line, no active layer needed in GIMP.
     :param schema: its parameters.
     :param run: ``run(inputs, params, ctx) -> Tensor`` or ``"module:function"`` naming it.
         ``inputs`` maps each input name to a ``(1, 3, H, W)`` float tensor in 0..1 RGB on
@@ -73,8 +75,8 @@ class Method:
             if not isinstance(schema, Schema):
                 found.append(f"{label} must be a plugin_host.schema.Schema")
         contents = [i for i in self.inputs if isinstance(i, ImageInput) and i.role == "content"]
-        if len(contents) != 1 or not all(isinstance(i, ImageInput) for i in self.inputs):
-            found.append("inputs must be ImageInput objects with exactly one of role 'content'")
+        if len(contents) > 1 or not all(isinstance(i, ImageInput) for i in self.inputs):
+            found.append("inputs must be ImageInput objects with at most one of role 'content'")
         for label, target in (("run", self.run), ("train", self.train)):
             if target is None and label == "train":
                 continue
@@ -116,8 +118,9 @@ class Method:
         return " > ".join(p for p in ("Filters", self.menu, self.submenu) if p)
 
     @property
-    def content_input(self) -> ImageInput:
-        return next(i for i in self.inputs if i.role == "content")
+    def content_input(self) -> ImageInput | None:
+        """The input of role ``content``; ``None`` for a method that reads no image (a generator)."""
+        return next((i for i in self.inputs if i.role == "content"), None)
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class Session:
     def run(self, method_name: str, images: Mapping[str, Any], params: Mapping[str, Any] | None = None,
             blend_weights: Mapping[str, Sequence[float]] | None = None, progress: Progress | None = None,
             cancel: CancelToken | None = None, validated: Params | None = None) -> Result:
-        """Run one method on one content image.
+        """Run one method on one content image (on none, for a method without a content input).
 
         :param images: input name → image, or a list of images for ``multiple`` inputs.
         :param params: raw parameter values (text or typed); validated here.
@@ -133,7 +133,7 @@ class Session:
         tensors = {n: [to_device(i) for i in v] if isinstance(v, list) else to_device(v) for n, v in loaded.items()}
         output = method.resolve_run()(Inputs(tensors, weights), params, ctx)
         ctx.progress.close()
-        content = loaded[method.content_input.name]
+        content = loaded[method.content_input.name] if method.content_input is not None else None
         return _finish(method, output, content)
 
 
@@ -173,7 +173,7 @@ def _blend(spec: ImageInput, value: Any, given: Sequence[float] | None) -> dict[
     return {spec.name: tuple(float(w) / total for w in given)}
 
 
-def _finish(method: Method, output: Any, content: "LoadedImage") -> Result:
+def _finish(method: Method, output: Any, content: "LoadedImage | None") -> Result:
     import torch
     import torch.nn.functional as F
 
@@ -186,6 +186,8 @@ def _finish(method: Method, output: Any, content: "LoadedImage") -> Result:
         raise PluginHostError(f"method {method.name!r} produced NaN or infinite values",
                               hint="try lower weights or learning rate, or another optimiser")
     rgb = rgb.clamp(0, 1)
+    if content is None:  # a generator: an opaque 8-bit picture
+        return Result(rgb=rgb, alpha=None, bit_depth=8)
     alpha = content.alpha
     if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
         alpha = F.interpolate(alpha, size=rgb.shape[-2:], mode="bilinear", align_corners=False,

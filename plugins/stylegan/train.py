@@ -1,0 +1,210 @@
+"""Train a StyleGAN generator on a folder of pictures (or one folder per class).
+
+    plugin_host train stylegan --data paintings/ --resolution 64 --name my-gan
+    plugin_host train stylegan --data photo=photos/,monet=monet/ --resolution 128 --name my-gan
+    torchrun --nproc-per-node 2 -m plugin_host train stylegan ...           # several processes
+
+The losses of Karras et al. 2019/2020: the non-saturating logistic loss, an R1 penalty on real images
+(γ/2·‖∇D‖², applied every ``r1_every`` steps and scaled by that many: lazy regularisation, with Adam's
+learning rate and β of D adjusted to the shorter effective step), style-mixing regularisation (a share
+of the fakes switch to a second z's styles at a random layer). Adam β = (0, 0.99). The generator users
+get is an exponential moving average of the trained one (half-life ``ema_kimg`` thousand images, ramped
+up at the start), with the average style ``w_avg`` tracked as the training batches' mean w. Every image
+D sees is augmented (:mod:`.augment`), real and fake, for data sets of a few hundred pictures.
+
+Classes: batches hold the same number of pictures of every class (the classes are unbalanced: 357 photos
+against 50 paintings a painter), the generator's mapping joins an embedding of the class to z and the
+discriminator adds a projection of it. Under torchrun every process draws the random codes of the whole
+batch and takes its share, so their fakes differ while their random states stay equal; gradients and
+``w_avg`` are averaged over the processes by hand (DDP's wrapper does not take R1's second derivative).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, TrainingRun, export_model, update_ema,
+                             user_model_path, write_card)
+
+from .augment import augment
+from .net import Discriminator, Generator, GeneratorConfig, widths_for
+from .schema import MODEL_KIND
+
+#: Fixed codes of the preview grids (and their noise is the generator's const maps).
+PREVIEW_SEED = 4242
+PREVIEW_PER_ROW = 8
+
+
+def training_classes(params: Params) -> list[tuple[str, list[Path]]]:
+    """(class name, folders) pairs; one nameless class for a single plain DIR."""
+    items = [item.rpartition("=") for item in params.data]
+    folders = [(name.strip(), Path(folder).expanduser()) for name, _, folder in items]
+    if params.class_folders:
+        if len(folders) != 1:
+            raise ParameterError("class_folders", "takes exactly one --data DIR", hint="give one folder")
+        root = folders[0][1]
+        return [(sub.name, [sub]) for sub in sorted(root.iterdir()) if sub.is_dir() and not sub.name.startswith(".")]
+    if len(folders) == 1 and not folders[0][0]:
+        return [("", [folders[0][1]])]
+    named: dict[str, list[Path]] = {}
+    for name, folder in folders:
+        named.setdefault(name or folder.name, []).append(folder)
+    return list(named.items())
+
+
+def _output_path(params: Params) -> tuple[Path, str]:
+    if params.out is not None:
+        out = Path(params.out)
+        return out, params.name or out.stem
+    return user_model_path(params.name), params.name
+
+
+def train(params: Params, ctx: RunContext) -> Path:
+    out, name = _output_path(params)
+    classes = training_classes(params)
+    names = tuple(c for c, _ in classes if c)
+    resize = round(1.25 * params.resolution) if params.resize_short is None else (params.resize_short or None)
+    policy = tuple(a for a in params.augment if a != "none")
+    config = GeneratorConfig(resolution=params.resolution,
+                             widths=widths_for(params.resolution, params.channel_base, params.channel_max),
+                             z_dim=params.z_dim, w_dim=params.w_dim, mapping_layers=params.mapping_layers,
+                             mapping_lr_mul=params.mapping_lr_mul, style_op=params.style_op, classes=names)
+    metadata = {"method": "stylegan", "generator": config.to_json(), "batch_size": params.batch_size,
+                "learning_rate": params.learning_rate, "r1_gamma": params.r1_gamma, "r1_every": params.r1_every,
+                "mixing": params.mixing, "augment": list(policy), "ema_kimg": params.ema_kimg,
+                "resize_short": resize or 0, "mirror": params.mirror}
+    with TrainingRun(ctx, out, params, label="train stylegan", metadata=metadata) as run:
+        device, world, rank = run.device, run.dist.world_size, run.dist.rank
+        generator = Generator(config).to(device)
+        discriminator = Discriminator(config.resolution, config.widths, classes=len(names)).to(device)
+        average = copy.deepcopy(generator).eval().requires_grad_(False)
+        lazy = params.r1_every / (params.r1_every + 1)
+        opt_g = torch.optim.Adam(generator.parameters(), lr=params.learning_rate, betas=(0.0, 0.99), eps=1e-8)
+        opt_d = torch.optim.Adam(discriminator.parameters(), lr=params.learning_rate * lazy,
+                                 betas=(0.0, 0.99 ** lazy), eps=1e-8)
+        run.track(models={"generator": generator, "discriminator": discriminator, "generator_ema": average},
+                  optimizers={"generator": opt_g, "discriminator": opt_d})
+        per_class = math.ceil(params.batch_size / len(classes))
+        streams = [run.batches(ImageFolder(folders, params.resolution, resize), per_class, stream=k)
+                   for k, (_, folders) in enumerate(classes)]
+        batch = per_class * len(classes)
+        labels = torch.arange(len(names), device=device).repeat_interleave(per_class) if names else None
+        shown: list[torch.Tensor] = []
+        last_r1 = [0.0]
+
+        def mine(tensor: torch.Tensor) -> torch.Tensor:
+            """This process's share of a tensor drawn for the whole batch (every process draws it all)."""
+            return tensor[rank * batch:(rank + 1) * batch].to(device)
+
+        def fakes(with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+            codes = mine(torch.randn(batch * world, 2, config.z_dim))
+            mixing, crossover = torch.rand(()) < params.mixing, int(torch.randint(1, generator.n_latent, ()))
+            with torch.set_grad_enabled(with_grad):
+                w = generator.mapping(codes[:, 0], labels)
+                w_plus = w[:, None].repeat(1, generator.n_latent, 1)
+                if mixing:
+                    w_plus[:, crossover:] = generator.mapping(codes[:, 1], labels)[:, None]
+                noise = generator.make_noise(batch, "random", device=device)
+                return generator.synthesis(w_plus, noise), w.detach()
+
+        def see(images: torch.Tensor) -> torch.Tensor:
+            return discriminator(augment(images, policy), labels)
+
+        def step(index: int) -> dict[str, float]:
+            reals = torch.cat([next(stream) for stream in streams]).to(device) * 2 - 1
+            flips = mine(torch.rand(batch * world)) < 0.5
+            if params.mirror:
+                reals = torch.where(flips[:, None, None, None], reals.flip(3), reals)
+            # discriminator: real high, fake low
+            fake, _ = fakes(with_grad=False)
+            real_logits, fake_logits = see(reals), see(fake)
+            loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            _average_gradients(discriminator, world)
+            opt_d.step()
+            if params.r1_gamma and index % params.r1_every == 0:
+                seen = augment(reals, policy).detach().requires_grad_(True)
+                gradient, = torch.autograd.grad(discriminator(seen, labels).sum(), seen, create_graph=True)
+                penalty = gradient.square().sum((1, 2, 3)).mean()
+                opt_d.zero_grad(set_to_none=True)
+                (penalty * (params.r1_gamma / 2 * params.r1_every)).backward()
+                _average_gradients(discriminator, world)
+                opt_d.step()
+                last_r1[0] = float(penalty.detach())
+            # generator: make D call its fakes real
+            discriminator.requires_grad_(False)
+            fake, w = fakes(with_grad=True)
+            loss_g = F.softplus(-see(fake)).mean()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            _average_gradients(generator, world)
+            opt_g.step()
+            discriminator.requires_grad_(True)
+            _track_w_avg(generator, w, labels, len(names), params.w_avg_beta, world)
+            update_ema(average, generator, _ema_decay(index, batch * world, params.ema_kimg, params.ema_rampup))
+            average.w_avg.copy_(generator.w_avg)
+            shown[:] = [((reals[:PREVIEW_PER_ROW] + 1) / 2).clamp(0, 1)]
+            return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "r1": last_r1[0],
+                    "real_logit": float(real_logits.detach().mean()), "fake_logit": float(fake_logits.detach().mean()),
+                    "kimg": (index + 1) * batch * world / 1000}
+
+        def preview(index: int) -> list[torch.Tensor]:
+            return [*shown, *preview_rows(average, device)]
+
+        def export(steps: int) -> None:
+            kimg = round(steps * batch * world / 1000, 3)
+            export_model(out, average, {**metadata, "steps": steps, "kimg": kimg})
+            write_card(out, {"name": name, "model_kind": MODEL_KIND, "resolution": config.resolution,
+                             "classes": list(names), "steps": steps, "kimg": kimg,
+                             "description": f"StyleGAN generator, {config.resolution} px, {kimg:g} kimg"
+                                            + (f", classes {', '.join(names)}" if names else "")})
+
+        return run.train(step, export=export, preview=preview, nrow=PREVIEW_PER_ROW)
+
+
+def _average_gradients(module: torch.nn.Module, world: int) -> None:
+    if world <= 1:
+        return
+    for parameter in module.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad)
+            parameter.grad /= world
+
+
+def _track_w_avg(generator: Generator, w: torch.Tensor, labels: torch.Tensor | None, classes: int, beta: float,
+                 world: int) -> None:
+    """Move ``w_avg`` toward this step's mean w (per class), averaged over the processes."""
+    with torch.no_grad():
+        w = w.float()
+        means = torch.stack([w[labels == k].mean(0) for k in range(classes)]) if classes else w.mean(0, keepdim=True)
+        if world > 1:
+            dist.all_reduce(means)
+            means /= world
+        generator.w_avg.copy_(torch.lerp(means, generator.w_avg, beta))
+
+
+def _ema_decay(index: int, images_per_step: int, half_life_kimg: float, rampup: float) -> float:
+    """Per-step decay of the averaged generator for a half-life in images (shorter early with ``rampup``)."""
+    half_life = half_life_kimg * 1000
+    if rampup:
+        half_life = min(half_life, index * images_per_step * rampup)
+    return 0.5 ** (images_per_step / half_life) if half_life > 0 else 0.0
+
+
+@torch.no_grad()
+def preview_rows(generator: Generator, device: torch.device) -> list[torch.Tensor]:
+    """Fixed codes through the averaged generator (const noise, no truncation): a row per class, or two."""
+    rows = max(1, len(generator.config.classes)) if generator.config.classes else 2
+    z = torch.randn(rows * PREVIEW_PER_ROW, generator.config.z_dim,
+                    generator=torch.Generator().manual_seed(PREVIEW_SEED)).to(device)
+    labels = (torch.arange(rows, device=device).repeat_interleave(PREVIEW_PER_ROW)
+              if generator.config.classes else None)
+    images = generator.synthesis(generator.styles(z, labels), generator.make_noise(len(z), "const", device=device))
+    images = ((images.float() + 1) / 2).clamp(0, 1)
+    return list(images.split(PREVIEW_PER_ROW))

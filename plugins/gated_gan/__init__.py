@@ -23,7 +23,9 @@ def _styles(models: list[WeightsEntry]) -> list[str]:
     """Every model's style names, in first-seen order (a card without names: the port's four)."""
     names: list[str] = []
     for entry in models:
-        styles = (entry.extra.get("card") or {}).get("styles") or PORT_STYLES
+        styles = (entry.extra.get("card") or {}).get("styles")
+        if not isinstance(styles, list) or not styles:
+            styles = PORT_STYLES
         names += [str(name) for name in styles if str(name) not in names]
     return names
 

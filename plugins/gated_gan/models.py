@@ -26,12 +26,6 @@ def read_model_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
                        hint="expected a plugin_host export or a generator state dict of the PyTorch port")
 
 
-def check_model_file(path) -> None:
-    """WeightsError unless ``path`` holds a Gated-GAN generator (ours or the port's)."""
-    state, metadata = read_model_file(path)
-    load_generator(state, metadata or None)
-
-
 def no_model_error(name: str) -> WeightsError:
     """The one-line error of a run that finds no model ``name``: how to train one, or where to put one."""
     return WeightsError(

@@ -284,11 +284,11 @@ class _CancelAfter(Progress):
             self.token.cancel()
 
 
-def test_training_cancelled_midway_resumes_bit_identically(tmp_path):
+def test_training_cancelled_midway_resumes_bit_identically(tmp_path, default_encoder):
     from plugin_host.training import load_checkpoint
 
     photos, styles = write_toy_data(tmp_path)
-    settings = {"iterations": 6, "checkpoint_every": 4}
+    settings = {"iterations": 6, "checkpoint_every": 4, "content_weight": 1.0}  # the optional loss too
     train(photos, styles, tmp_path / "straight.pth", **settings)
     token = CancelToken()
     with pytest.raises(Cancelled):
@@ -301,6 +301,7 @@ def test_training_cancelled_midway_resumes_bit_identically(tmp_path):
         assert_equal_trees(straight[group], resumed[group], group)
     logs = [(tmp_path / f"{name}.pth.log.jsonl").read_text().splitlines() for name in ("straight", "resumed")]
     assert [strip_time(line) for line in logs[0]] == [strip_time(line) for line in logs[1]]
+    assert "content" in strip_time(logs[0][-1])
 
 
 def strip_time(line: str) -> dict:

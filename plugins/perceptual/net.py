@@ -57,14 +57,14 @@ class ConvLayer(nn.Module):
 
 
 class UpsampleConv(nn.Module):
-    """×2 upsampling: nearest neighbour then a padded conv, or a transposed conv."""
+    """×2 upsampling: nearest neighbour or bilinear resize then a padded conv, or a transposed conv."""
 
     def __init__(self, channels_in: int, channels_out: int, kernel: int = 3, mode: str = "nearest") -> None:
         super().__init__()
         if mode not in UPSAMPLES:
             raise ValueError(f"upsample: expected one of {UPSAMPLES}, got {mode!r}")
         self.mode = mode
-        if mode == "nearest":
+        if mode != "transposed":
             self.pad = nn.ReflectionPad2d(kernel // 2)
             self.conv2d: nn.Module = nn.Conv2d(channels_in, channels_out, kernel)
         else:
@@ -74,6 +74,8 @@ class UpsampleConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.mode == "nearest":
             return self.conv2d(self.pad(F.interpolate(x, scale_factor=2, mode="nearest")))
+        if self.mode == "bilinear":
+            return self.conv2d(self.pad(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)))
         return self.conv2d(x)
 
 

@@ -4,7 +4,7 @@ from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolPa
                              StringParam, check_model_name)
 
 NORMS = ("instance", "batch")
-UPSAMPLES = ("nearest", "transposed")
+UPSAMPLES = ("nearest", "bilinear", "transposed")
 #: Channel multiplier of each network width.
 WIDTHS = {"full": 1.0, "half": 0.5}
 

@@ -76,7 +76,8 @@ def test_wrong_layouts_get_a_clear_error(case, message):
     assert "fast_neural_style" in info.value.hint
 
 
-@pytest.mark.parametrize("width, upsample, norm", [("full", "nearest", "instance"), ("half", "transposed", "batch")])
+@pytest.mark.parametrize("width, upsample, norm", [("full", "nearest", "instance"), ("half", "transposed", "batch"),
+                                                   ("half", "bilinear", "instance")])
 @pytest.mark.parametrize("size", [(33, 47), (5, 9), (64, 64)])
 def test_style_network_keeps_any_size(width, upsample, norm, size):
     from plugin_host_perceptual.net import TransformerNet

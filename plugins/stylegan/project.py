@@ -25,7 +25,7 @@ from .net import Generator
 PERCEPTUAL_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 RAMP_UP, RAMP_DOWN, STYLE_NOISE, STYLE_NOISE_UNTIL = 0.05, 0.25, 0.05, 0.75
 #: Side the pictures are resized to for the VGG features (the generator's resolution, within these bounds).
-VGG_SIDES = (64, 256)
+VGG_SIDES = (32, 256)
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""How close a generator's pictures are to the training pictures: KID on the default encoder's pooled features.
+
+Features: the default encoder (``vgg16-caffe-hed``, :data:`plugin_host.sdk.DEFAULT_ENCODER`) at
+:data:`FEATURE_SIDE` px, its ``relu4_3`` and ``relu5_3`` maps each averaged over the picture, divided by
+its root mean square (so every number is about 1, as Inception's pooled features are, whatever the
+encoder's input scale) and joined: 1024 numbers per picture. FID's Inception network cannot be fetched here, and FID is rank-deficient with
+50 paintings per class; the kernel inception distance (Bińkowski et al., ICLR 2018: the squared MMD with a
+cubic polynomial kernel, averaged over random subsets) is unbiased for small sets. It is computed by
+torchmetrics' ``KernelInceptionDistance``, given these features as its feature extractor, rather than by
+hand. :func:`nearest_real_distance` is the memorisation check: how far each generated picture is from its
+nearest training picture, in the same features.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+FEATURE_LAYERS = ("relu4_3", "relu5_3")
+FEATURE_SIDE = 128
+
+
+class PooledFeatures(nn.Module):
+    """(B, 3, H, W) in 0..1 → (B, 1024): :data:`FEATURE_LAYERS` of ``encoder``, averaged over the picture."""
+
+    def __init__(self, encoder: nn.Module, side: int = FEATURE_SIDE) -> None:
+        super().__init__()
+        self.encoder, self.side = encoder, side
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        if images.shape[-2:] != (self.side, self.side):
+            images = F.interpolate(images.float(), size=(self.side, self.side), mode="bilinear",
+                                   align_corners=False, antialias=True)
+        features = self.encoder(images)
+        pooled = [features[name].float().mean((2, 3)) for name in FEATURE_LAYERS]
+        return torch.cat([p / p.square().mean(1, keepdim=True).sqrt().clamp_min(1e-8) for p in pooled], dim=1)
+
+
+def kernel_distance(real: Iterable[Tensor], fake: Iterable[Tensor], features: nn.Module, *, subset_size: int = 50,
+                    subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+    """KID (mean and standard deviation over ``subsets`` random subsets) between two sets of pictures.
+
+    ``real`` and ``fake`` are batches (B, 3, H, W) in 0..1; a subset has ``subset_size`` pictures of each
+    (fewer when a set is smaller). The subsets are drawn from ``seed``, so the value is repeatable.
+    """
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    with warnings.catch_warnings():  # that it keeps every feature in memory: a few thousand pictures at most here
+        warnings.filterwarnings("ignore", message=".*will save all extracted features", category=UserWarning)
+        metric = KernelInceptionDistance(feature=features, subsets=subsets, subset_size=subset_size)
+    counts = [0, 0]
+    for index, (batches, is_real) in enumerate(((real, True), (fake, False))):
+        for batch in batches:
+            metric.update(batch, real=is_real)
+            counts[index] += len(batch)
+    metric.subset_size = max(2, min(subset_size, *counts))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def nearest_real_distance(real: Iterable[Tensor], fake: Iterable[Tensor], features: nn.Module) -> Tensor:
+    """For each fake picture, the feature distance to its nearest real one, over the real set's median
+    distance between two real pictures (so 1 is "as far as two training pictures are from each other")."""
+    real_features = torch.cat([features(batch) for batch in real])
+    fake_features = torch.cat([features(batch) for batch in fake])
+    between_reals = torch.cdist(real_features, real_features)
+    typical = between_reals[~torch.eye(len(real_features), dtype=torch.bool)].median()
+    return torch.cdist(fake_features, real_features).min(1).values / typical

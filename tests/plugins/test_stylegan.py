@@ -1,0 +1,279 @@
+"""The StyleGAN methods end to end: conformance, the CLI and Python API of a method without an image,
+projection and restyling, training (losses, exact resume, torchrun) and KID.
+
+A tiny random generator (tests/plugins/stylegan_fixtures.py) stands in where quality does not matter; the
+encoder is the real default VGG16.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plugin_host.cli import main
+from plugin_host.runner import Session
+from plugin_host.testing import MethodConformance
+from stylegan_fixtures import TEST_GENERATOR, export_generator, registry_with, tiny_generator
+
+FOLDER = Path(tempfile.gettempdir()) / "plugin_host-stylegan-tests"
+
+
+def stylegan_registry():
+    """The installed plugins plus the tiny generator (32 px, modulated, noise strengths 0.2), written once."""
+    path = FOLDER / "stylegan-test.pth"
+    if not path.exists():
+        FOLDER.mkdir(exist_ok=True)
+        export_generator(tiny_generator(noise=0.2), path)
+    return registry_with(path)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return stylegan_registry()
+
+
+class TestRenderConformance(MethodConformance):
+    method_name = "stylegan"
+    params = {"generator": TEST_GENERATOR, "seeds": [1, 2]}
+    bounds = {"size": (0, 48), "crossover": (1, 64)}
+
+    def registry(self):
+        return stylegan_registry()
+
+
+class TestProjectConformance(MethodConformance):
+    method_name = "stylegan-project"
+    params = {"generator": TEST_GENERATOR, "steps": 2}
+    size = (24, 40)
+    bounds = {"steps": (1, 2), "style_seed": (0,), "checkpoint_size": (), "fade_in": (), "noise_regularize": (0.0,),
+              "truncation_cutoff": (0,), "perceptual_weight": (0.0,), "learning_rate": (1.0,)}
+
+    def registry(self):
+        return stylegan_registry()
+
+
+def run_cli(*argv, registry) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([str(a) for a in argv], registry=registry)
+    return code, err.getvalue()
+
+
+def test_render_from_the_cli_without_an_image(tmp_path, registry):
+    out = tmp_path / "seed3.png"
+    code, err = run_cli("run", "stylegan", "--generator", TEST_GENERATOR, "--seed", 3, "-o", out, "-q",
+                        registry=registry)
+    assert code == 0, err
+    from PIL import Image
+
+    with Image.open(out) as picture:
+        assert picture.size == (32, 32) and picture.mode == "RGB"
+    code, _ = run_cli("run", "stylegan", "--generator", TEST_GENERATOR, "--seeds", "1,2,3", "--size", 40, "-o",
+                      tmp_path / "grid.png", "-q", registry=registry)
+    with Image.open(tmp_path / "grid.png") as picture:
+        assert code == 0 and picture.size == (80, 80)  # 2 × 2, one cell left black
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert run_cli("run", "stylegan", "--generator", TEST_GENERATOR, "-q", registry=registry)[0] == 0
+    finally:
+        os.chdir(cwd)
+    assert (tmp_path / "stylegan.png").is_file()
+
+
+def test_no_generator_installed_is_one_line_saying_how_to_get_one(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "plugin_host", "run", "stylegan", "--seed", "3", "-o",
+                           str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: no StyleGAN generator 'stylegan-paintings' is installed")
+    assert "plugin_host train stylegan" in lines[0] and "--checkpoint FILE" in lines[0]
+    assert not (tmp_path / "x.png").exists()
+    listed = subprocess.run([sys.executable, "-m", "plugin_host", "list"], capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "stylegan-project" in listed.stdout
+
+
+def test_python_api_renders_without_an_image_and_a_checkpoint_file_works(tmp_path, registry):
+    import plugin_host
+    from plugin_host.errors import InputImageError
+    from stylegan_fixtures import stylegan1_state
+
+    session = Session(registry=registry, device="cpu", seed=5)
+    render = plugin_host.load_method("stylegan", session=session)
+    picture = render(generator=TEST_GENERATOR, truncation=0.5)
+    assert picture.size == (32, 32)
+    with pytest.raises(InputImageError, match="takes no image"):
+        render(torch.rand(1, 3, 8, 8), generator=TEST_GENERATOR)
+    torch.save({"g_running": stylegan1_state(trained_blocks=3)}, tmp_path / "train_step-4.model")
+    result = session.run("stylegan", {}, {"checkpoint": tmp_path / "train_step-4.model", "seeds": [1]})
+    assert result.rgb.shape == (1, 3, 16, 16) and result.alpha is None
+
+
+def test_render_options_reach_the_generator(registry):
+    session = Session(registry=registry, device="cpu", seed=0, precision="fp32")
+
+    def render(**params):
+        return session.run("stylegan", {}, {"generator": TEST_GENERATOR, **params}).rgb
+
+    average = [render(seeds=[s], truncation=0.0, truncation_cutoff=64, noise_mode="const") for s in (1, 2)]
+    assert torch.equal(average[0], average[1])
+    assert not torch.equal(render(seeds=[1]), render(seeds=[2]))
+    assert torch.equal(render(seeds=[1], noise_mode="none", noise_seed=1), render(seeds=[1], noise_mode="none", noise_seed=2))
+    assert not torch.equal(render(seeds=[1], noise_seed=1), render(seeds=[1], noise_seed=2))
+    first, second = (render(seeds=[s], noise_mode="const") for s in (1, 2))
+    mixed = render(seeds=[1], mix_seed=2, crossover=4, noise_mode="const")
+    assert not torch.equal(mixed, first) and not torch.equal(mixed, second)
+    assert torch.equal(render(seeds=[1], mix_seed=1, crossover=4, noise_mode="const"), first)
+    assert torch.equal(render(seeds=[1], mix_seed=2, mix_styles="fine", noise_mode="const"), first)  # 32 px: none
+
+
+def test_projection_finds_a_generated_picture_again_and_restyles_it(tmp_path, registry):
+    """A picture the generator drew is projected back (60 steps): the loss falls to under a fifth and the
+    redrawn picture is at 25 dB PSNR or better (measured: loss / 12.8, 28.3 dB; the average style's picture,
+    where the projection starts, is at 20.8 dB). The generator has no noise: its W+ alone makes the picture."""
+    from plugin_host.sdk import DEFAULT_ENCODER
+    from plugin_host_stylegan.project import PERCEPTUAL_LAYERS, project
+
+    generator = tiny_generator()
+    with torch.no_grad():
+        w = generator.styles(torch.randn(1, 32, generator=torch.Generator().manual_seed(7)), psi=0.7)
+        target = ((generator.synthesis(w, generator.make_noise(1, "random", seed=3)) + 1) / 2).clamp(0, 1)
+        start = ((generator.synthesis(generator.average(None, 1)[:, None].repeat(1, generator.n_latent, 1), None)
+                  + 1) / 2).clamp(0, 1)
+    session = Session(registry=registry, device="cpu", seed=0, precision="fp32")
+    encoder = session.context.load_encoder(DEFAULT_ENCODER, PERCEPTUAL_LAYERS)
+    found = project(generator, target, encoder, steps=60, rng=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        again = ((generator.synthesis(found.w_plus, found.noise) + 1) / 2).clamp(0, 1)
+
+    def psnr(a, b):
+        return float(10 * torch.log10(1 / F.mse_loss(a, b)))
+
+    assert found.losses[-1] < found.losses[0] / 5, found.losses[::10]
+    assert psnr(again, target) >= 25 and psnr(again, target) > psnr(start, target) + 5, (psnr(again, target), psnr(start, target))
+
+    # the method: the same picture, its latent saved, then reused without projecting; restyled from a seed
+    latent = tmp_path / "latent.pt"
+    params = {"generator": TEST_GENERATOR, "steps": 3}
+    projected = session.run("stylegan-project", {"content": target}, {**params, "save_latent": latent}).rgb
+    reused = session.run("stylegan-project", {"content": target}, {**params, "latent": latent, "steps": 1}).rgb
+    assert torch.equal(projected, reused)
+    restyled = session.run("stylegan-project", {"content": target},
+                           {**params, "latent": latent, "style_seed": 9, "restyle_layers": "coarse"}).rgb
+    assert not torch.equal(restyled, reused)
+    other = tiny_generator(resolution=16)
+    export_generator(other, tmp_path / "other.pth")
+    from plugin_host.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="saved for another generator"):
+        session.run("stylegan-project", {"content": target},
+                    {"checkpoint": tmp_path / "other.pth", "latent": latent, "steps": 1})
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+def _training_data(folder: Path) -> str:
+    from PIL import Image
+
+    for name, offset in (("dots", 0), ("flat", 1)):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            picture = Image.effect_noise((24, 24), 30 + 10 * i).convert("RGB") if offset == 0 else \
+                Image.new("RGB", (24, 24), (60 * i, 90, 200 - 40 * i))
+            picture.save(folder / name / f"{i}.png")
+    return f"{folder / 'flat'}"
+
+
+TINY = {"resolution": 16, "channel_base": 128, "channel_max": 16, "z_dim": 16, "w_dim": 16, "mapping_layers": 2,
+        "batch_size": 4, "r1_every": 2, "log_every": 1, "preview_every": 0, "learning_rate": 0.002}
+
+
+def _train(data, out: Path, iterations: int, **extra):
+    session = Session(device="cpu", seed=0, precision="fp32")
+    method = session.method("stylegan")
+    params = method.train_schema.validate({"data": data, "out": out, "iterations": iterations,
+                                           "checkpoint_every": 12, **TINY, **extra},
+                                          models=session.registry.model_names())
+    method.resolve_train()(params, session.context)
+
+
+def test_training_moves_the_losses_as_a_gan_does_and_resumes_exactly(tmp_path):
+    from plugin_host.training import load_checkpoint
+    from plugin_host_stylegan.models import read_generator_file
+
+    data = _training_data(tmp_path)
+    _train(data, tmp_path / "a.pth", 24)
+    _train(data, tmp_path / "b.pth", 12)
+    _train(data, tmp_path / "b.pth", 24)
+    straight, resumed = (load_checkpoint(tmp_path / f"{n}.pth.ckpt") for n in "ab")
+    for network in ("generator", "discriminator", "generator_ema"):
+        for key, value in straight["models"][network].items():
+            assert torch.equal(value, resumed["models"][network][key]), (network, key)
+    log = [json.loads(line) for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 25))
+    late = log[12:]
+    # D learns first: its loss falls below log 4 (chance) and G's rises above log 2, D scores reals higher
+    assert sum(r["loss_d"] for r in late) / len(late) < math.log(4)
+    assert sum(r["loss_g"] for r in late) / len(late) > math.log(2)
+    assert sum(r["real_logit"] - r["fake_logit"] for r in late) > 0
+    assert any(r["r1"] > 0 for r in log)
+    generator = read_generator_file(tmp_path / "a.pth")
+    assert generator.config.resolution == 16 and generator.w_avg.abs().sum() > 0  # w_avg tracked and saved
+    card = json.loads((tmp_path / "a.pth.json").read_text())
+    assert card["model_kind"] == "stylegan-generator" and card["steps"] == 24
+
+
+def test_training_with_classes_from_sub_folders(tmp_path):
+    from plugin_host_stylegan.models import read_generator_file
+
+    _training_data(tmp_path / "data")
+    _train(str(tmp_path / "data"), tmp_path / "c.pth", 2, class_folders=True, style_op="adain", preview_every=2)
+    generator = read_generator_file(tmp_path / "c.pth")
+    assert generator.config.classes == ("dots", "flat") and generator.config.style_op == "adain"
+    assert generator.w_avg.shape == (2, 16) and not torch.equal(generator.w_avg[0], generator.w_avg[1])
+    assert (tmp_path / "c-preview-0000002.png").is_file()
+
+
+def test_torchrun_trains_with_two_processes(tmp_path):
+    """`torchrun --nproc-per-node 2 -m plugin_host train stylegan` with gloo: one log, one model."""
+    data = _training_data(tmp_path)
+    out = tmp_path / "ddp.pth"
+    flags = [x for k, v in TINY.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "plugin_host",
+         "train", "stylegan", "--device", "cpu", "--precision", "fp32", "--data", data, "--out", str(out),
+         "--iterations", "2", "--checkpoint-every", "2", *flags, "--quiet"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (tmp_path / "ddp.pth.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    assert json.loads(lines[-1])["kimg"] == pytest.approx(0.016)  # 2 steps × 4 images × 2 processes
+    assert out.exists()
+
+
+def test_kid_is_small_for_the_same_pictures_and_large_for_others(default_encoder, registry):
+    from plugin_host.sdk import DEFAULT_ENCODER
+    from plugin_host_stylegan.evaluate import FEATURE_LAYERS, PooledFeatures, kernel_distance, nearest_real_distance
+
+    session = Session(registry=registry, device="cpu", seed=0, precision="fp32")
+    features = PooledFeatures(session.context.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS), side=64)
+    gen = torch.Generator().manual_seed(0)
+    smooth = [F.interpolate(torch.rand(12, 3, 4, 4, generator=gen), size=32, mode="bilinear") for _ in range(2)]
+    noisy = [torch.rand(12, 3, 32, 32, generator=gen)]
+    same = kernel_distance(smooth[:1], smooth[1:], features, subset_size=12, subsets=20)
+    other = kernel_distance(smooth[:1], noisy, features, subset_size=12, subsets=20)
+    assert same == kernel_distance(smooth[:1], smooth[1:], features, subset_size=12, subsets=20)  # repeatable
+    assert abs(same[0]) < 0.3 and other[0] > 2 and other[0] > 20 * abs(same[0])  # measured -0.1..0 and 4.1-4.7
+    nearest = nearest_real_distance(smooth[:1], [smooth[0][:2], noisy[0][:2]], features)
+    assert bool((nearest[:2] < 1e-3).all()) and bool((nearest[2:] > 1).all())

@@ -12,6 +12,9 @@ INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e15
 OUTPUT_CHOICES = (("replace", "Replace the layer's pixels"), ("new-layer", "Result in a new layer"),
                   ("new-image", "Result in a new image, at the method's own size"))
+#: A generator (a method that reads no image) can only add its picture: as a new image or a new layer.
+GENERATOR_OUTPUT_CHOICES = (("new-image", "Result in a new image"),
+                            ("new-layer", "Result in a new layer of the open image"))
 BUTTON_LETTERS = "ochrsl"
 MASK_SOURCES = (("none", "No masks"), ("selection", "Selection (inverse for the 2nd style)"),
                 ("channels", "Channels chosen below"))
@@ -30,6 +33,11 @@ def menu_path(method: dict) -> str:
     """``<Image>/Filters/MENU/SUBMENU`` from the method's ``menu`` and ``submenu`` (``""``: no submenu)."""
     submenu = method.get("submenu", "Neural Style")
     return "<Image>/Filters/" + (method.get("menu") or "Artistic") + (f"/{submenu}" if submenu else "")
+
+
+def reads_layer(method: dict) -> bool:
+    """Whether the method reads the active layer (it has a content input); a generator does not."""
+    return any(spec.get("role") == "content" for spec in method.get("inputs", []))
 
 
 def menu_label(method: dict) -> str:
@@ -59,9 +67,10 @@ def argument_specs(method: dict) -> list[dict]:
     ``name``, ``nick``, ``blurb``, ``default``; ``min``/``max`` for numbers; ``choices``
     (list of (nick, label)) for choices; ``source`` says where the value goes.
     """
-    output = "new-image" if method.get("creates_image") else "replace"  # a generator makes a new picture
+    output = "new-image" if method.get("creates_image") or not reads_layer(method) else "replace"
+    choices = OUTPUT_CHOICES if reads_layer(method) else GENERATOR_OUTPUT_CHOICES
     specs = [{"kind": "choice", "name": "output-mode", "nick": "Output", "blurb": "where the result goes",
-              "choices": list(OUTPUT_CHOICES), "default": output, "source": ("bridge", "output")}]
+              "choices": list(choices), "default": output, "source": ("bridge", "output")}]
     for spec in method.get("inputs", []):
         if spec.get("role") == "content":
             continue  # the active drawable
@@ -174,13 +183,14 @@ def collect(method: dict, values: dict) -> dict:
     "masks": {input: (source, [channel or None])}, "output"}``; raises ValueError with a
     message for the user when a required image is missing.
     """
-    plan: dict = {"params": {}, "images": {}, "blend": {}, "masks": {}, "output": "replace"}
+    plan: dict = {"params": {}, "images": {}, "blend": {}, "masks": {},
+                  "output": "replace" if reads_layer(method) else "new-image"}
     slots: dict = {}
     for spec in argument_specs(method):
         value = values.get(spec["name"], spec.get("default"))
         where = spec["source"]
         if where[0] == "bridge":
-            plan["output"] = value or "replace"
+            plan["output"] = value or spec["default"]
         elif where[0] == "param":
             if spec.get("unset") is not None and value == spec["unset"]:
                 continue

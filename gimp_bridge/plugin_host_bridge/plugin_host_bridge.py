@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """GIMP 3 plug-in: every plugin_host method as a filter, under the Filters submenu its description names
 (``menu`` and ``submenu``: Filters > Artistic > Neural Style by default, Filters > Render for a generator).
+A generator (a method that reads no image) makes a new image, or a new layer of the open one.
 
 Procedures come from methods.json, written by `plugin_host gimp install`, so GIMP's start-up
 never waits for torch. A call reads the active drawable within the selection, sends it to the
@@ -180,19 +181,12 @@ def fail(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
 def run(procedure, run_mode, image, drawables, config, data):
     method = METHODS[procedure.get_name()]
     title = method.get("title") or method["name"]
+    if not phb_args.reads_layer(method):
+        return run_generator(procedure, run_mode, image, config, method, title)
     if len(drawables) != 1:
         return fail(procedure, f"{title} works on one layer: select exactly one", Gimp.PDBStatusType.CALLING_ERROR)
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-
-        GimpUi.init(procedure.get_name())
-        dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
-        fill_dialog(dialog, method)
-        accepted = dialog.run()
-        dialog.destroy()
-        if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, method, title):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     specs = phb_args.argument_specs(method)
     try:
         plan = phb_args.collect(method, read_values(config, specs))
@@ -242,6 +236,74 @@ def run(procedure, run_mode, image, drawables, config, data):
                                             GObject.Value(Gimp.Image, created)])
 
 
+def _dialog(procedure, config, method, title):
+    """Show the method's dialog; whether the user pressed OK."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+
+    GimpUi.init(procedure.get_name())
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, title)
+    fill_dialog(dialog, method)
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
+def run_generator(procedure, run_mode, image, config, method, title):
+    """A method that reads no image (a generator): its picture becomes a new image, or a new layer on top
+    of the open image. Runs with no image open too (its procedure is always sensitive)."""
+    if run_mode == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, method, title):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    try:
+        plan = phb_args.collect(method, read_values(config, phb_args.argument_specs(method)))
+    except ValueError as err:
+        return fail(procedure, str(err), Gimp.PDBStatusType.CALLING_ERROR)
+    if plan["output"] == "new-layer" and image is None:
+        return fail(procedure, f"{title}: open an image to add the result as a layer, or choose a new image",
+                    Gimp.PDBStatusType.CALLING_ERROR)
+    fmt = "R'G'B'A u8"
+    Gimp.progress_init(f"{title}: starting")
+    created = None
+    try:
+        images = {name: [{"path": v} if kind == "file" else _style_pixels(v) for kind, v in chosen]
+                  for name, chosen in plan["images"].items()}
+        body = phb_wire.encode_job(method["name"], plan["params"], images, blend=plan["blend"],
+                                   output={"size": "result", "dtype": "u8"})
+        layout, pixels = call_host(body, ProgressReporter(title))
+        if plan["output"] == "new-layer":
+            add_layer(image, layout, pixels, fmt, title)
+        else:
+            created = image_from_result(layout, pixels, fmt, None, title)
+            if run_mode == Gimp.RunMode.INTERACTIVE:
+                Gimp.Display.new(created)
+    except phb_client.Cancelled:
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+    except phb_client.HostError as err:
+        return fail(procedure, f"{title}: {phb_args.error_message(method, err)}")
+    except Exception as err:  # never let GIMP see a crash: say what broke
+        return fail(procedure, f"{title}: the GIMP bridge failed: {type(err).__name__}: {err}")
+    finally:
+        Gimp.progress_end()
+    Gimp.displays_flush()
+    return Gimp.ValueArray.new_from_values([GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
+                                            GObject.Value(Gimp.Image, created)])
+
+
+def add_layer(image, layout, pixels, fmt, title):
+    """The result as a new layer on top of ``image``, at its own size, in one undo step."""
+    w, h = layout["width"], layout["height"]
+    image.undo_group_start()
+    try:
+        layer = Gimp.Layer.new(image, title, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, None, 0)
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, w, h), fmt, pixels)
+        buffer.flush()
+        layer.update(0, 0, w, h)
+    finally:
+        image.undo_group_end()
+
+
 def image_from_result(layout, pixels, fmt, drawable, title):
     """A new image holding the result at the size the method returned (a grayscale source stays gray)."""
     w, h = layout["width"], layout["height"]
@@ -252,7 +314,7 @@ def image_from_result(layout, pixels, fmt, drawable, title):
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(0, 0, w, h), fmt, pixels)
     buffer.flush()
-    if drawable.is_gray():
+    if drawable is not None and drawable.is_gray():
         created.convert_grayscale()
     created.clean_all()  # nothing to undo in a new image
     return created
@@ -294,7 +356,8 @@ class PluginHostBridge(Gimp.PlugIn):
         method = METHODS[name]
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE if phb_args.reads_layer(method)
+                                       else Gimp.ProcedureSensitivityMask.ALWAYS)  # a generator needs no image
         procedure.set_menu_label(phb_args.menu_label(method))
         procedure.add_menu_path(phb_args.menu_path(method))
         procedure.set_documentation(method.get("title") or name, method.get("description", ""), name)

@@ -34,7 +34,7 @@ class Job:
     images: dict[str, Any]
     params: Any
     blend: dict[str, Any]
-    content: memoryview
+    content: memoryview | None  # None for a method without a content input (a generator)
     content_spec: dict
     output_dtype: str
     keep_size: bool = False  # True: the result keeps the method's own size (for a new image)
@@ -81,6 +81,10 @@ def prepare(session: Any, header: dict, buffers: list[memoryview], max_pixels: i
             raise WireError(f"'images.{name}' takes one image, got a list of {len(specs)}")
         loaded = [_image(session, spec, buffers, max_pixels, to_tensor) for spec in specs]
         images[name] = loaded if declared[name].multiple else loaded[0]
+    if method.content_input is None:  # a generator: the result at its own size, RGBA, opaque
+        layout = {"width": 0, "height": 0, "channels": 4, "dtype": output.get("dtype") or "u8"}
+        return Job(id=f"j{next(_ids)}", method=method.name, images=images, params=params, blend=blend_weights,
+                   content=None, content_spec=layout, output_dtype=layout["dtype"], keep_size=True)
     content_name = method.content_input.name
     content_spec = (header.get("images") or {}).get(content_name)
     if content_spec is None:
@@ -231,7 +235,7 @@ class Worker:
             try:
                 self._run(job)
             finally:
-                job.images, job.content = {}, memoryview(b"")  # a finished job keeps no pixels
+                job.images, job.content = {}, None  # a finished job keeps no pixels
                 with self._lock:
                     self.current = None
                     finished = [k for k, j in self.jobs.items() if j.state not in ("queued", "running")]

@@ -43,7 +43,8 @@ def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None,
     A method may return another size (``max_size``, or a super-resolution method). By default it is
     resized to the content's, since a filter writes back over the pixels it read; with
     ``keep_size`` the result keeps its own size (for a new image) and the alpha is resized to it.
-    Returns a byte view of the interleaved pixels.
+    ``content`` None (a method without a content image): ``spec`` gives channels and dtype, the result
+    keeps its size and is opaque. Returns a byte view of the interleaved pixels.
     """
     import torch
 
@@ -51,7 +52,7 @@ def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None,
 
     channels = spec["channels"]
     dtype = dtype or spec["dtype"]
-    height, width = tuple(rgb.shape[-2:]) if keep_size else (spec["height"], spec["width"])
+    height, width = tuple(rgb.shape[-2:]) if keep_size or content is None else (spec["height"], spec["width"])
     if tuple(rgb.shape[-2:]) != (height, width):
         rgb = resize_to(rgb, (height, width))
     planar = np.clip(rgb[0].numpy(), 0, 1)
@@ -61,7 +62,9 @@ def from_result(rgb: Any, content: Any, spec: dict, dtype: str | None = None,
         planar = np.rint(planar * 255)
     out = np.empty((height, width, channels), dtype=np.uint8 if dtype == "u8" else np.dtype("<f4"))
     out[..., :planar.shape[0]] = planar.transpose(1, 2, 0)  # one pass: scatter + convert
-    if channels in (2, 4):  # keep the content's alpha exactly (converted only if the dtype changes)
+    if channels in (2, 4) and content is None:
+        out[..., -1] = 255 if dtype == "u8" else 1.0
+    elif channels in (2, 4):  # keep the content's alpha exactly (converted only if the dtype changes)
         alpha = as_array(content, spec)[..., -1]
         if (height, width) != (spec["height"], spec["width"]):  # a new size: resample the alpha too
             scale = 255.0 if spec["dtype"] == "u8" else 1.0

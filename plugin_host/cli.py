@@ -265,6 +265,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     from .runner import Session
 
     host_options.check_namespace(args, host_options.RUN)
+    _set_threads(args.threads)
     session = Session(registry, device=args.device, seed=args.seed, max_pixels=args.max_pixels,
                       precision=args.precision)
     method = session.method(args.method)
@@ -331,6 +332,7 @@ def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken)
     from .runner import Session
 
     host_options.check_namespace(args, host_options.TRAIN)
+    _set_threads(args.threads)
     local_rank = os.environ.get("LOCAL_RANK", "")
     if local_rank.isdigit() and args.device in ("auto", "cuda"):
         import torch
@@ -349,6 +351,15 @@ def cmd_train(args: argparse.Namespace, registry: Registry, cancel: CancelToken)
     if result is not None and not args.quiet:
         print(result)
     return ExitCode.OK
+
+
+def _set_threads(threads: int | None) -> None:
+    """``--threads``: torch's intra-op threads for this process (on a shared two-core machine two threads
+    ran five times slower than one)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def cmd_weights(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -> int:

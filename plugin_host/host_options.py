@@ -110,6 +110,8 @@ HOST_OPTIONS: tuple[HostOption, ...] = (
     HostOption(ChoiceParam("progress", help="bar (terminal), json (one event per line on stderr) or none",
                            default="bar", choices=("bar", "json", "none")), (RUN, TRAIN, CALL), python_type=Progress),
     HostOption(BoolParam("quiet", help="no progress and no messages"), (RUN, TRAIN), short="-q", switch=True),
+    HostOption(IntParam("threads", help="CPU threads torch may use (default: torch's choice; 1 is fastest on a busy "
+                                        "machine)", min=1, max=1024), (RUN, TRAIN)),
     HostOption(BoolParam("cancel", help="cancel() on it stops the run at its next check", default=None),
                (CALL,), python_type=CancelToken),
 )

@@ -135,8 +135,6 @@ TRAIN_SCHEMA = Schema(params=(
     ChoiceParam("content_layer", "Content layer", "encoder layer of the content loss", "relu2_2",
                 choices=CONTENT_LAYERS),
     ModelParam("encoder", "Loss network", "VGG of the content loss", DEFAULT_ENCODER, model_kind="encoder"),
-    IntParam("threads", "Threads", "CPU threads for training (0 = torch's default; 1 on a busy machine)", 0,
-             min=0, max=256),
     IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
     IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
     IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),

@@ -180,14 +180,8 @@ def _output_path(params: Params) -> tuple[Path, str]:
     return user_model_path(params.name), params.name
 
 
-def train(params: Params, ctx: RunContext) -> Path:
-    threads = torch.get_num_threads()
-    if params.threads:
-        torch.set_num_threads(params.threads)
-    try:
-        return _train(params, ctx)
-    finally:
-        torch.set_num_threads(threads)
+def train(params: Params, ctx: RunContext) -> Path:  # --threads is the host's option now, for every method
+    return _train(params, ctx)
 
 
 def _train(params: Params, ctx: RunContext) -> Path:

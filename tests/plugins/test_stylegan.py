@@ -72,9 +72,14 @@ def run_cli(*argv, registry) -> tuple[int, str]:
 
 def test_render_from_the_cli_without_an_image(tmp_path, registry):
     out = tmp_path / "seed3.png"
-    code, err = run_cli("run", "stylegan", "--generator", TEST_GENERATOR, "--seed", 3, "-o", out, "-q",
-                        registry=registry)
-    assert code == 0, err
+    threads = torch.get_num_threads()
+    try:
+        code, err = run_cli("run", "stylegan", "--generator", TEST_GENERATOR, "--seed", 3, "-o", out, "-q",
+                            "--threads", 1, registry=registry)
+        assert code == 0, err
+        assert torch.get_num_threads() == 1  # the host's --threads, for every method
+    finally:
+        torch.set_num_threads(threads)
     from PIL import Image
 
     with Image.open(out) as picture:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterator
 import pytest
 
 if TYPE_CHECKING:  # pragma: no cover
-    from plugin_host.plugins import PluginFailure
+    from plugin_host.plugins import PluginFailure, Registry
     from plugin_host.schema import Schema
 
 #: Seconds the subprocess that imports a hooks module may take.
@@ -275,12 +275,26 @@ def _conformance_items(session: pytest.Session, chosen: str) -> Iterator[pytest.
                 raise pytest.UsageError(f"--plugin-host-conformance: {err.message}; {err.hint}") from None
     module = pytest.Module.from_parent(session, path=Path(__file__), nodeid="plugin_host")
     module.obj = sys.modules[__name__]  # this module, already imported: no second import by path
-    classes = [type(f"conformance[{name}]", (MethodConformance,), {"method_name": name}) for name in names]
+    classes = [_conformance_class(registry, name) for name in names]
     classes += [_failed_plugin(failure) for failure in failures]
     for cls in classes:
         node = pytest.Class.from_parent(module, name=cls.__name__)
         node.obj = cls
         yield from session.genitems(node)
+
+
+def _conformance_class(registry: "Registry", name: str) -> type:
+    """The checks for one installed method; skipped, with the reason, when a model its defaults name is not
+    installed (a generator that ships without weights cannot run until its user trains or installs one)."""
+    method = registry.method(name)
+    installed = set(registry.weights)
+    missing = [p.default for p in method.schema.params if getattr(p, "kind", "") == "model" and p.default
+               and p.default not in installed]
+    attributes: dict[str, Any] = {"method_name": name}
+    if missing:
+        attributes["pytestmark"] = [pytest.mark.skip(reason=f"{name}: its default model {missing[0]!r} is not "
+                                                            "installed; install or train one to check the method")]
+    return type(f"conformance[{name}]", (MethodConformance,), attributes)
 
 
 def _failed_plugin(failure: "PluginFailure") -> type:

@@ -92,7 +92,7 @@ def installed(pytester, monkeypatch):
     install(site, "broken_plugin", "broken = no_such_module_for_conformance")
     monkeypatch.setenv("PYTHONPATH", str(site))  # the runs are subprocesses: torch does not survive
     # being imported twice in one process, which an in-process run's module cleanup would cause
-    monkeypatch.setenv("PLUGIN_HOST_DISABLE", "adain,encoders,gatys,perceptual")
+    monkeypatch.setenv("PLUGIN_HOST_DISABLE", "adain,encoders,gated_gan,gatys,perceptual,stylegan")
     pytester.makepyfile(test_nothing="def test_own():\n    pass\n")
     return pytester
 

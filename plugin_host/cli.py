@@ -239,6 +239,8 @@ def cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     for spec in method.inputs:
         flags = ", ".join(k for k in ("required", "multiple", "weighted") if getattr(spec, k))
         print(f"  {spec.name:<20} {spec.role} ({flags}) {spec.help}")
+    if not method.inputs:
+        print("  none: it makes a picture from its parameters")
     print("parameters:")
     for param in method.schema:
         print(f"  {_flag(param.name):<24} {param.kind:<7} {_param_help(param, registry).replace('%%', '%')}")

@@ -57,7 +57,7 @@ class PixelNorm(nn.Module):
 
 
 def lrelu(x: Tensor, gain: float = SQRT2) -> Tensor:
-    """Leaky ReLU 0.2 times ``gain`` (√2 keeps the signal's magnitude; StyleGAN1 files use 1, see below)."""
+    """Leaky ReLU 0.2 times ``gain`` (√2 keeps the signal's magnitude; StyleGAN1 files carry it in their weights: 1)."""
     x = F.leaky_relu(x, LRELU_SLOPE)
     return x * gain if gain != 1.0 else x
 
@@ -80,13 +80,6 @@ class EqualLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         bias = None if self.bias is None else self.bias * self.lr_mul
         return F.linear(x, self.weight * self.scale, bias)
-
-    @torch.no_grad()
-    def set_effective(self, weight: Tensor, bias: Tensor | None = None) -> None:
-        """Store the weights so that the layer computes with ``weight`` and ``bias`` as given (conversions)."""
-        self.weight.copy_(weight / self.scale)
-        if bias is not None and self.bias is not None:
-            self.bias.copy_(bias / self.lr_mul)
 
 
 class EqualConv2d(nn.Module):
@@ -399,7 +392,7 @@ class MappingNetwork(nn.Module):
 class Generator(nn.Module):
     """Mapping and synthesis networks, and ``w_avg`` (B?, w_dim): the average w, one row per class.
 
-    The average is an exponential moving average of the training batches' w (:meth:`track_w_avg`), saved
+    The average is an exponential moving average of the training batches' w (kept by the trainer), saved
     with the model; truncation pulls styles toward it.
     """
 
@@ -439,16 +432,6 @@ class Generator(nn.Module):
         """W+ (B, n_latent, w_dim) for ``z``: one w repeated on every row, then truncated."""
         w = self.mapping(z, labels)
         return self.truncate(w[:, None].float().repeat(1, self.n_latent, 1), psi, cutoff, labels)
-
-    @torch.no_grad()
-    def track_w_avg(self, w: Tensor, labels: Tensor | None, beta: float = 0.995) -> None:
-        """Move ``w_avg`` toward the mean of this batch's ``w`` (per class): ``lerp(mean, w_avg, beta)``."""
-        if labels is None or self.w_avg.shape[0] == 1:
-            self.w_avg[0].copy_(torch.lerp(w.float().mean(0), self.w_avg[0], beta))
-            return
-        for label in labels.unique():
-            rows = w[labels == label].float()
-            self.w_avg[label].copy_(torch.lerp(rows.mean(0), self.w_avg[label], beta))
 
     def make_noise(self, batch: int, mode: str, *, seed: int | None = None, strength: float = 1.0,
                    layers: Iterable[int] | None = None, device: torch.device | str = "cpu",

@@ -48,7 +48,11 @@ def training_classes(params: Params) -> list[tuple[str, list[Path]]]:
         if len(folders) != 1:
             raise ParameterError("class_folders", "takes exactly one --data DIR", hint="give one folder")
         root = folders[0][1]
-        return [(sub.name, [sub]) for sub in sorted(root.iterdir()) if sub.is_dir() and not sub.name.startswith(".")]
+        classes = [(sub.name, [sub]) for sub in sorted(root.iterdir()) if sub.is_dir() and not sub.name.startswith(".")]
+        if not classes:
+            raise ParameterError("class_folders", f"{str(root)!r} has no sub-folders to make classes of",
+                                 hint="leave --class-folders out, or give a folder with one sub-folder per class")
+        return classes
     if len(folders) == 1 and not folders[0][0]:
         return [("", [folders[0][1]])]
     named: dict[str, list[Path]] = {}

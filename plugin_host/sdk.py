@@ -34,7 +34,7 @@ from .progress import CancelToken, Progress
 from .runner import Inputs, Result, Session
 from .schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param,
                      Params, PathParam, Schema, StringParam)
-from .weights.checkpoint import load_state_dict, load_strict, load_weights_file
+from .weights.checkpoint import load_model_export, load_state_dict, load_strict, load_weights_file
 from .weights.registry import PyPIWheelSource, UrlSource, WeightsEntry, ZipMemberSource
 from .weights.user_models import (check_model_name, installed_models, package_model, packaged_models, read_card,
                                   user_model_path, user_models_dir, write_card)
@@ -87,7 +87,7 @@ __all__ = sorted([
     # weights and models
     "WeightsEntry", "UrlSource", "PyPIWheelSource", "ZipMemberSource", "DEFAULT_ENCODER", "packaged_models",
     "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name", "read_card",
-    "write_card", "load_weights_file", "load_state_dict", "load_strict",
+    "write_card", "load_weights_file", "load_model_export", "load_state_dict", "load_strict",
     # errors
     "PluginHostError", "ParameterError", "InputImageError", "WeightsError", "MethodNotFound", "PluginError",
     "Cancelled", "ExitCode",

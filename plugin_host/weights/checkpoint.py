@@ -67,6 +67,23 @@ def load_weights_file(path: Path, mmap: bool | None = None) -> object:
 _BOILERPLATE = ("weights only load failed", "please file an issue", "check the documentation", "in pytorch 2.6")
 
 
+def load_model_export(path: Path, what: str, hint: str) -> tuple[dict[str, "Tensor"], dict[str, object]]:
+    """``(state_dict, metadata)`` of a trained model file: a plugin_host export (``export_model``'s
+    ``{"state_dict", "metadata"}``) or a bare state dict as other projects publish them (empty metadata).
+
+    Raises:
+        WeightsError: ``"{path} is not {what}"`` with ``hint``, for anything else.
+    """
+    import torch
+
+    obj = load_weights_file(path)
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        return obj["state_dict"], dict(obj.get("metadata") or {})
+    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return obj, {}
+    raise WeightsError(f"{path} is not {what}", hint=hint)
+
+
 def refusal(path: Path, err: BaseException) -> WeightsError:
     """The WeightsError for a file ``torch.load(weights_only=True)`` refused with ``err``.
 

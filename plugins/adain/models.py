@@ -10,19 +10,14 @@ from typing import Any
 
 import torch
 
-from plugin_host.sdk import RunContext, WeightsError, load_state_dict, load_weights_file
+from plugin_host.sdk import RunContext, WeightsError, load_state_dict, load_model_export
 
 from .net import ENCODER_LAYERS, load_adain_encoder, load_decoder
 
 
 def read_decoder_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    obj = load_weights_file(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        return obj["state_dict"], dict(obj.get("metadata") or {})
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}
-    raise WeightsError(f"{path} is not an AdaIN decoder file",
-                       hint="expected a decoder state dict, or a plugin_host export with state_dict and metadata")
+    return load_model_export(path, "an AdaIN decoder file",
+                             hint="expected a decoder state dict, or a plugin_host export with state_dict and metadata")
 
 
 def check_decoder_file(path) -> None:

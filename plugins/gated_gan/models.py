@@ -10,20 +10,15 @@ from typing import Any
 
 import torch
 
-from plugin_host.sdk import RunContext, WeightsError, load_weights_file, user_models_dir
+from plugin_host.sdk import RunContext, WeightsError, load_model_export, user_models_dir
 
 from .net import Generator, load_generator, style_names
 from .schema import MODEL_KIND
 
 
 def read_model_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    obj = load_weights_file(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        return obj["state_dict"], dict(obj.get("metadata") or {})
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}
-    raise WeightsError(f"{path} is not a Gated-GAN model file",
-                       hint="expected a plugin_host export or a generator state dict of the PyTorch port")
+    return load_model_export(path, "a Gated-GAN model file",
+                             hint="expected a plugin_host export or a generator state dict of the PyTorch port")
 
 
 def no_model_error(name: str) -> WeightsError:

@@ -9,19 +9,14 @@ from typing import Any
 
 import torch
 
-from plugin_host.sdk import RunContext, WeightsError, load_weights_file
+from plugin_host.sdk import RunContext, WeightsError, load_model_export
 
 from .net import load_transformer
 
 
 def read_model_file(path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    obj = load_weights_file(path)
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        return obj["state_dict"], dict(obj.get("metadata") or {})
-    if isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return obj, {}
-    raise WeightsError(f"{path} is not a perceptual-loss model file",
-                       hint="expected a plugin_host export or a fast_neural_style state dict")
+    return load_model_export(path, "a perceptual-loss model file",
+                             hint="expected a plugin_host export or a fast_neural_style state dict")
 
 
 def load_model(ctx: RunContext, name: str, kind: str) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -5,7 +5,7 @@ TILE_SIZE))``); the SDK exports them. Standard library only.
 """
 from __future__ import annotations
 
-from .schema import ChoiceParam, IntParam
+from .schema import BoolParam, ChoiceParam, IntParam
 
 #: The colour modes of :func:`plugin_host.imaging.color.preserve_colors` and of :data:`PRESERVE_COLORS`.
 COLOR_MODES = ("none", "luminance", "histogram")
@@ -20,4 +20,14 @@ TILE_SIZE = IntParam(
     "images larger than this many pixels on a side are processed in tiles of about this size, to bound "
     "memory (0 = never tile; seams are invisible from 512 up)", 1024, min=0, max=8192)
 
-__all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE"]
+#: What every trainer's schema declares for :class:`plugin_host.training.TrainingRun` (besides its own
+#: ``iterations``, whose default differs per method): ``Schema((..., *TRAINING_RUN_PARAMS))``.
+TRAINING_RUN_PARAMS = (
+    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
+    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
+    IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
+    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
+    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+)
+
+__all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE", "TRAINING_RUN_PARAMS"]

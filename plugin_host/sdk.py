@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import hookimpl
-from ._shared_params import COLOR_MODES, PRESERVE_COLORS, TILE_SIZE
+from ._shared_params import COLOR_MODES, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS
 from .builtin_weights import DEFAULT_ENCODER
 from .context import RunContext
 from .errors import (Cancelled, ExitCode, InputImageError, MethodNotFound, ParameterError, PluginError,
@@ -83,7 +83,7 @@ __all__ = sorted([
     # the contract: hooks, what a plugin registers, parameters
     "hookimpl", "Method", "Command", "GIMP_MENUS", "DEFAULT_SUBMENU", "ImageInput", "Schema", "Param",
     "Params", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StringParam", "PathParam", "ModelParam",
-    "ListParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES",
+    "ListParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES", "TRAINING_RUN_PARAMS",
     # weights and models
     "WeightsEntry", "UrlSource", "PyPIWheelSource", "ZipMemberSource", "DEFAULT_ENCODER", "packaged_models",
     "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name", "read_card",

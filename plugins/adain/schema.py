@@ -1,6 +1,6 @@
 """Inputs and parameters of AdaIN, for stylising and for training, declared once."""
-from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, FloatParam, ImageInput, IntParam,
-                             ModelParam, ParameterError, Params, PathParam, Schema, StringParam)
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, FloatParam,
+                             ImageInput, IntParam, ModelParam, ParameterError, Params, PathParam, Schema, StringParam)
 
 DEFAULT_DECODER = "adain-decoder-vgg16-hed"
 DECODER_KIND = "adain-decoder"
@@ -61,9 +61,5 @@ TRAIN_SCHEMA = Schema(params=(
              "feature loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
     StringParam("start_from", "Start from", "a decoder to fine-tune (an installed decoder's name or a file); "
                 "empty: a random start", ""),
-    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
-    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
-    IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
-    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
-    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+    *TRAINING_RUN_PARAMS,
 ), checks=(_folders_and_output_given,))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, ChoiceParam, FloatParam,
-                             ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params, PathParam,
-                             Schema, StringParam, check_model_name)
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, ChoiceParam,
+                             FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params,
+                             PathParam, Schema, StringParam, check_model_name)
 
 MODEL_KIND = "gated-gan"
 #: The name the shipped model will have once it is trained (docs/gated-gan.md says how).
@@ -135,9 +135,5 @@ TRAIN_SCHEMA = Schema(params=(
     ChoiceParam("content_layer", "Content layer", "encoder layer of the content loss", "relu2_2",
                 choices=CONTENT_LAYERS),
     ModelParam("encoder", "Loss network", "VGG of the content loss", DEFAULT_ENCODER, model_kind="encoder"),
-    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
-    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
-    IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
-    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
-    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+    *TRAINING_RUN_PARAMS,
 ), checks=(_inputs_given,))

@@ -1,7 +1,7 @@
 """Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
-from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, BoolParam, ChoiceParam, FloatParam,
-                             ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params, PathParam, Schema,
-                             StringParam, check_model_name)
+from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, ChoiceParam,
+                             FloatParam, ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params,
+                             PathParam, Schema, StringParam, check_model_name)
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "bilinear", "transposed")
@@ -49,11 +49,7 @@ _COMMON_TRAINING = (
     IntParam("crop", "Crop", "random crop size in pixels", 256, min=32, max=1024),
     IntParam("resize_short", "Resize", "short side before cropping (0 = keep)", 0, min=0, max=4096),
     FloatParam("learning_rate", "Learning rate", "Adam learning rate", 1e-3, min=1e-7, max=1.0),
-    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
-    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
-    IntParam("preview_every", "Preview every", "steps between preview images (0 = never)", 500, min=0),
-    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
-    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+    *TRAINING_RUN_PARAMS,
 )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from plugin_host.sdk import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam,
-                             Param, ParameterError, Params, PathParam, Schema, StringParam, check_model_name)
+from plugin_host.sdk import (TRAINING_RUN_PARAMS, BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam,
+                             ModelParam, Param, ParameterError, Params, PathParam, Schema, StringParam,
+                             check_model_name)
 
 MODEL_KIND = "stylegan-generator"
 #: The name the shipped generator will have once it is trained (docs/stylegan.md says how).
@@ -186,9 +187,5 @@ TRAIN_SCHEMA = Schema(params=(
                "(0 = none)", 0.05, min=0.0, max=1.0),
     FloatParam("w_avg_beta", "w average decay", "decay of the average style's moving average", 0.995,
                min=0.0, max=1.0),
-    IntParam("checkpoint_every", "Checkpoint every", "steps between resumable checkpoints", 500, min=1),
-    IntParam("log_every", "Log every", "steps between JSONL log lines", 10, min=1),
-    IntParam("preview_every", "Preview every", "steps between preview grids (0 = never)", 500, min=0),
-    BoolParam("resume", "Resume", "continue from OUT.ckpt when it exists", True),
-    IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
+    *TRAINING_RUN_PARAMS,
 ), checks=(_train_inputs,))

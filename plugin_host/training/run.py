@@ -27,7 +27,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -38,6 +38,11 @@ from .data import infinite_batches
 from .distributed import DistributedInfo, init_distributed, wrap_ddp
 from .loop import run_steps
 from .records import JsonlLog, save_grid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
+    from ..context import RunContext
 
 #: What a :class:`TrainingRun` reads from a trainer's parameters (every train schema declares them).
 RUN_PARAMS = ("iterations", "checkpoint_every", "log_every", "preview_every", "resume")
@@ -61,7 +66,7 @@ class TrainingRun:
         start: the first step to run: 0, or the step the checkpoint was written at once :meth:`track` resumed.
     """
 
-    def __init__(self, ctx: Any, out: str | Path, params: Any, *, label: str,
+    def __init__(self, ctx: RunContext, out: str | Path, params: Any, *, label: str,
                  metadata: Mapping[str, Any] | None = None) -> None:
         self.out = Path(out)
         self.checkpoint_path = self.out.with_name(self.out.name + ".ckpt")
@@ -127,7 +132,7 @@ class TrainingRun:
         """``model`` wrapped for DistributedDataParallel under torchrun, else ``model`` itself."""
         return wrap_ddp(model, self.dist, **options)
 
-    def batches(self, dataset: Dataset, batch_size: int, stream: int = 0):
+    def batches(self, dataset: Dataset, batch_size: int, stream: int = 0) -> Iterator[torch.Tensor]:
         """Endless batches of ``dataset`` for this rank from the current step (see :func:`infinite_batches`).
 
         ``stream`` tells a trainer's data streams apart (photos 0, paintings 1, …): each has its own order.

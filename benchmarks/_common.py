@@ -15,6 +15,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,6 +68,21 @@ def devices(choice: str) -> list[str]:
 def median_of(fn: Callable[[], float], repeats: int) -> float:
     """Median of ``repeats`` calls of ``fn``, which returns one measurement."""
     return statistics.median(fn() for _ in range(max(1, repeats)))
+
+
+def timed_calls(call: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> tuple[float, list[float]]:
+    """Median seconds of ``call`` over ``repeats`` timed calls after one untimed warm-up (allocator, kernel
+    selection), and each call's seconds; ``sync`` waits for the device before and after each call."""
+    def once() -> float:
+        sync()
+        start = time.perf_counter()
+        call()
+        sync()
+        return time.perf_counter() - start
+
+    once()
+    times = [once() for _ in range(max(1, repeats))]
+    return statistics.median(times), times
 
 
 def peak_rss_mib() -> float:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
-                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir)
+                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir, timed_calls)
 from adain import StepTimes, int_list, square_image, syncer
 
 SCRIPT = str(Path(__file__).resolve())
@@ -69,22 +69,8 @@ def time_forward(net: Any, image: Any, gate: Any, repeats: int, sync: Callable[[
     """Model-only time: the generator on a preloaded device tensor in -1..1, untiled, no Session overhead."""
     import torch
 
-    def forward() -> float:
-        sync()
-        start = time.perf_counter()
-        net(image, gate)
-        sync()
-        return time.perf_counter() - start
-
-    times: list[float] = []
-
-    def timed() -> float:
-        times.append(forward())
-        return times[-1]
-
     with torch.no_grad():
-        forward()  # warm-up (allocator, kernel selection)
-        seconds = median_of(timed, repeats)
+        seconds, times = timed_calls(lambda: net(image, gate), repeats, sync)
     return {"seconds": seconds, "ms": round(seconds * 1000, 1), "repeats_s": times,
             "what": "Generator(image, one-hot gate) on a device tensor, untiled"}
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import (benchmark_images, cuda_peak_mib, current_rss_mib, devices, header, median_of,
-                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir)
+                     peak_rss_mib, precision_name, print_json, run_child, setup_environment, shared_dir, timed_calls)
 # Helpers of the AdaIN benchmark that apply here unchanged (square test images, step timestamps,
 # linked training images, CUDA sync).
 from adain import StepTimes, int_list, square_image, syncer, training_images
@@ -126,22 +126,8 @@ def time_forward(net: Any, image: Any, repeats: int, sync: Callable[[], None]) -
 
     from plugin_host_perceptual.net import apply_net
 
-    def forward() -> float:
-        sync()
-        start = time.perf_counter()
-        apply_net(net, image)
-        sync()
-        return time.perf_counter() - start
-
-    times: list[float] = []
-
-    def timed() -> float:
-        times.append(forward())
-        return times[-1]
-
     with torch.no_grad():
-        forward()  # warm-up (allocator, kernel selection)
-        seconds = median_of(timed, repeats)
+        seconds, times = timed_calls(lambda: apply_net(net, image), repeats, sync)
     return {"seconds": seconds, "repeats_s": times,
             "what": "apply_net (scale to 0..255, network, clamp) on a device tensor, untiled"}
 
@@ -293,7 +279,7 @@ def width_list(text: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from plugin_host_perceptual.schema import TILE
+    from plugin_host.sdk import TILE_SIZE as TILE
 
     p = argparse.ArgumentParser(description="Perceptual-loss benchmark (prints one JSON document).")
     p.add_argument("--quick", action="store_true",

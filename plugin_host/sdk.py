@@ -36,8 +36,8 @@ from .schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, L
                      Params, PathParam, Schema, StringParam)
 from .weights.checkpoint import load_model_export, load_state_dict, load_strict, load_weights_file
 from .weights.registry import PyPIWheelSource, UrlSource, WeightsEntry, ZipMemberSource
-from .weights.user_models import (check_model_name, installed_models, package_model, packaged_models, read_card,
-                                  user_model_path, user_models_dir, write_card)
+from .weights.user_models import (check_model_name, check_output_or_name, installed_models, package_model,
+                                  packaged_models, read_card, user_model_path, user_models_dir, write_card)
 
 if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type checkers and editors
     from .encoders import VGGEncoder, build_encoder, channel_scales, layer_names, normalise
@@ -86,7 +86,8 @@ __all__ = sorted([
     "ListParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES", "TRAINING_RUN_PARAMS",
     # weights and models
     "WeightsEntry", "UrlSource", "PyPIWheelSource", "ZipMemberSource", "DEFAULT_ENCODER", "packaged_models",
-    "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name", "read_card",
+    "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name",
+    "check_output_or_name", "read_card",
     "write_card", "load_weights_file", "load_model_export", "load_state_dict", "load_strict",
     # errors
     "PluginHostError", "ParameterError", "InputImageError", "WeightsError", "MethodNotFound", "PluginError",

@@ -46,6 +46,18 @@ def printable(text: str) -> str:
     return "".join(ascii(ch)[1:-1] if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in text)
 
 
+def check_output_or_name(params: Any) -> None:
+    """A trainer's ``out`` / ``name`` check: one of them must be given, and ``name`` must be a safe model name.
+
+    ParameterError (one line) otherwise. ``params`` has ``out`` (a path or None) and ``name`` (text).
+    """
+    if params.out is None and not params.name:
+        raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
+                             hint="`plugin_host weights list` shows installed models")
+    if params.name:
+        check_model_name(params.name)
+
+
 def check_model_name(name: str, param: str = "name") -> str:
     """``name`` if it can name ``NAME.pth`` inside the models folder; else ParameterError (one line).
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, ChoiceParam,
                              FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params,
-                             PathParam, Schema, StringParam, check_model_name)
+                             PathParam, Schema, StringParam, check_output_or_name)
 
 MODEL_KIND = "gated-gan"
 #: The name the shipped model will have once it is trained (docs/gated-gan.md says how).
@@ -86,11 +86,7 @@ def _inputs_given(params: Params) -> None:
     for name, flag in (("content_dir", "--content"), ("styles_dir", "--styles")):
         if params[name] is None:
             raise ParameterError(name, "is required", hint=f"give {flag} DIR")
-    if params.out is None and not params.name:
-        raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
-                             hint="`plugin_host weights list` shows installed models")
-    if params.name:
-        check_model_name(params.name)
+    check_output_or_name(params)
 
 
 TRAIN_SCHEMA = Schema(params=(

@@ -1,7 +1,7 @@
 """Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, ChoiceParam,
                              FloatParam, ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params,
-                             PathParam, Schema, StringParam, check_model_name)
+                             PathParam, Schema, StringParam, check_output_or_name)
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "bilinear", "transposed")
@@ -34,14 +34,6 @@ SR_SCHEMA = Schema(params=(
 ))
 
 
-def _out_or_name(params: Params) -> None:
-    if params.out is None and not params.name:
-        raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
-                             hint="`plugin_host weights list` shows installed models")
-    if params.name:
-        check_model_name(params.name)
-
-
 _COMMON_TRAINING = (
     ModelParam("encoder", "Loss network", "VGG that measures the perceptual losses", DEFAULT_ENCODER,
                model_kind="encoder"),
@@ -57,7 +49,7 @@ def _style_given(params: Params) -> None:
     for name in ("style", "content_dir"):
         if params[name] is None:
             raise ParameterError(name, "is required", hint=f"give --{name.replace('_', '-')} PATH")
-    _out_or_name(params)
+    check_output_or_name(params)
 
 
 STYLE_TRAIN_SCHEMA = Schema(params=(
@@ -90,7 +82,7 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
 def _sr_given(params: Params) -> None:
     if params.content_dir is None:
         raise ParameterError("content_dir", "is required", hint="give --content-dir PATH (high-resolution photos)")
-    _out_or_name(params)
+    check_output_or_name(params)
 
 
 SR_TRAIN_SCHEMA = Schema(params=(

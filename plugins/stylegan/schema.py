@@ -11,7 +11,7 @@ from pathlib import Path
 
 from plugin_host.sdk import (TRAINING_RUN_PARAMS, BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam,
                              ModelParam, Param, ParameterError, Params, PathParam, Schema, StringParam,
-                             check_model_name)
+                             check_output_or_name)
 
 MODEL_KIND = "stylegan-generator"
 #: The name the shipped generator will have once it is trained (docs/stylegan.md says how).
@@ -137,11 +137,7 @@ def _train_inputs(params: Params) -> None:
     if params.resolution & (params.resolution - 1):
         raise ParameterError("resolution", f"{params.resolution} is not a power of two",
                              hint="use 8, 16, 32, 64, 128, 256, 512 or 1024")
-    if params.out is None and not params.name:
-        raise ParameterError("out", "give --out FILE, or --name NAME to install into your models folder",
-                             hint="`plugin_host weights list` shows installed models")
-    if params.name:
-        check_model_name(params.name)
+    check_output_or_name(params)
 
 
 TRAIN_SCHEMA = Schema(params=(

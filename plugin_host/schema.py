@@ -254,6 +254,64 @@ class ListParam(Param):
 
 
 @dataclass(frozen=True)
+class WeightsParam(Param):
+    """Non-negative weights over named ``choices`` (a blend): ``{"monet": 0.6, "ukiyoe": 0.4}``.
+
+    Text form ``"monet=0.6,ukiyoe=0.4"`` (command line, GIMP); JSON and Python may also give a mapping.
+    Names left out weigh 0; the empty value means "not given". GIMP shows one slider per choice from 0
+    to ``max``. With no ``choices`` (nothing to offer yet) any name is accepted and the method checks it.
+    """
+
+    default: Mapping[str, float] = field(default_factory=dict)
+    choices: tuple[str, ...] = ()
+    max: float = 1.0
+    kind: ClassVar[str] = "weights"
+
+    def coerce(self, value: Any) -> dict[str, float]:
+        if isinstance(value, Mapping):
+            pairs = [(str(name).strip(), weight) for name, weight in value.items()]
+        elif isinstance(value, str):
+            pairs = [self._split(part) for part in (p.strip() for p in value.split(",")) if part]
+        else:
+            raise self.fail(value, "expected NAME=WEIGHT,... or a mapping, got")
+        weights: dict[str, float] = {}
+        for name, weight in pairs:
+            number = _number(weight)
+            if not (name and math.isfinite(number) and number >= 0):
+                raise self.fail(f"{name}={weight}", "expected a name and a finite weight ≥ 0, got")
+            if self.choices and name not in self.choices:
+                raise _unknown(self.name, name, self.choices, "name")
+            if name in weights:
+                raise ParameterError(self.name, f"{name!r} is named twice", hint="name each one once")
+            weights[name] = number
+        if weights and not sum(weights.values()) > 0:
+            raise ParameterError(self.name, "all weights are 0", hint="give at least one a weight above 0")
+        return weights
+
+    def _split(self, part: str) -> tuple[str, Any]:
+        name, equals, weight = (s.strip() for s in part.partition("="))
+        if not equals:
+            raise self.fail(part, "expected NAME=WEIGHT, got")
+        return name, weight
+
+    def describe_allowed(self) -> str:
+        over = f" over {', '.join(self.choices)}" if self.choices else ""
+        return f"NAME=WEIGHT,... (weights ≥ 0){over}"
+
+    def _extra_json(self) -> dict[str, Any]:
+        return {"choices": list(self.choices), "max": self.max}
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+@dataclass(frozen=True)
 class ImageInput:
     """An image a method reads: the content, style images, masks.
 
@@ -425,6 +483,8 @@ def _unknown(owner: str, value: str, known: Sequence[str], what: str, hint: str 
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, tuple):

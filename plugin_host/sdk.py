@@ -33,7 +33,7 @@ from .plugins import PluginFailure, Registry, load_registry
 from .progress import CancelToken, Progress
 from .runner import Inputs, Result, Session
 from .schema import (BoolParam, ChoiceParam, FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param,
-                     Params, PathParam, Schema, StringParam)
+                     Params, PathParam, Schema, StringParam, WeightsParam)
 from .weights.checkpoint import load_model_export, load_state_dict, load_strict, load_weights_file
 from .weights.registry import PyPIWheelSource, UrlSource, WeightsEntry, ZipMemberSource
 from .weights.user_models import (check_model_name, check_output_or_name, installed_models, package_model,
@@ -83,7 +83,7 @@ __all__ = sorted([
     # the contract: hooks, what a plugin registers, parameters
     "hookimpl", "Method", "Command", "GIMP_MENUS", "DEFAULT_SUBMENU", "ImageInput", "Schema", "Param",
     "Params", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StringParam", "PathParam", "ModelParam",
-    "ListParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES", "TRAINING_RUN_PARAMS",
+    "ListParam", "WeightsParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES", "TRAINING_RUN_PARAMS",
     # weights and models
     "WeightsEntry", "UrlSource", "PyPIWheelSource", "ZipMemberSource", "DEFAULT_ENCODER", "packaged_models",
     "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name",

@@ -100,11 +100,11 @@ def argument_specs(method: dict) -> list[dict]:
                               "min": 0.0, "max": 100.0, "default": 1.0, "source": ("blend", spec["name"], slot)})
     taken = {s["name"] for s in specs} | {"run-mode", "image", "drawables"}
     for param in method.get("params", []):
-        arg = _param_spec(param)
-        if arg["name"] in taken:  # never shadow the bridge's own arguments
-            arg["name"] = "param-" + arg["name"]
-        taken.add(arg["name"])
-        specs.append(arg)
+        for arg in _param_specs(param):
+            if arg["name"] in taken:  # never shadow the bridge's own arguments
+                arg["name"] = "param-" + arg["name"]
+            taken.add(arg["name"])
+            specs.append(arg)
     return _with_mnemonics(specs)
 
 
@@ -141,6 +141,18 @@ def dialog_layout(method: dict) -> list[dict]:
             groups.append({"id": key, "title": title, "args": []})
         groups[-1]["args"].append(spec["name"])
     return groups
+
+
+def _param_specs(param: dict) -> list[dict]:
+    """The GIMP arguments of one parameter: one, or for a blend of weights one slider per name."""
+    if param.get("kind") == "weights" and param.get("choices"):
+        default = param.get("default") or {}
+        label = param.get("label") or param["name"]
+        return [{"name": canonical(f"{param['name']}-{choice}"), "nick": f"{label}: {choice}",
+                 "blurb": f"weight of {choice} ({param.get('help', '')}); all 0 = not used", "kind": "double",
+                 "min": 0.0, "max": float(param.get("max") or 1.0), "default": float(default.get(choice, 0.0)),
+                 "source": ("param", param["name"], choice)} for choice in param["choices"]]
+    return [_param_spec(param)]
 
 
 def _param_spec(param: dict) -> dict:
@@ -191,6 +203,9 @@ def collect(method: dict, values: dict) -> dict:
         where = spec["source"]
         if where[0] == "bridge":
             plan["output"] = value or spec["default"]
+        elif where[0] == "param" and len(where) == 3:  # one slider of a blend; only weights above 0 are sent
+            if value:
+                plan["params"].setdefault(where[1], {})[where[2]] = float(value)
         elif where[0] == "param":
             if spec.get("unset") is not None and value == spec["unset"]:
                 continue

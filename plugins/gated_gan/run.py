@@ -10,7 +10,6 @@ from plugin_host.sdk import (Inputs, ParameterError, Params, RunContext, frozen_
 
 from .models import load_model
 from .net import from_network, to_network
-from .schema import parse_blend
 
 #: Tile overlap in pixels: the outer quarter next to a tile's edge is ignored, the middle half cross-faded.
 #: The generator sees about 63 px around each pixel; ignoring 32 px keeps a tiled result within 0.1 of an
@@ -50,7 +49,7 @@ def make_gate(styles: Sequence[str], params: Params) -> torch.Tensor:
 def style_mix(styles: Sequence[str], params: Params) -> list[float]:
     known = ", ".join(styles)
     if params.style_blend:
-        weights = parse_blend(params.style_blend)
+        weights = params.style_blend
         unknown = [name for name in weights if name not in styles]
         if unknown:
             raise ParameterError("style_blend", f"model {params.model!r} has no style {unknown[0]!r}",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, ChoiceParam,
                              FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params,
-                             PathParam, Schema, StringParam, check_output_or_name)
+                             PathParam, Schema, StringParam, WeightsParam, check_output_or_name)
 
 MODEL_KIND = "gated-gan"
 #: The name the shipped model will have once it is trained (docs/gated-gan.md says how).
@@ -23,33 +23,6 @@ PORT_STYLES = ("cezanne", "monet", "ukiyoe", "vangogh")
 CONTENT_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_2")
 
 CONTENT = (ImageInput("content", label="Image", help="the picture to restyle", role="content"),)
-
-
-def parse_blend(text: str) -> dict[str, float]:
-    """``"monet=0.6,ukiyoe=0.4"`` as ``{"monet": 0.6, "ukiyoe": 0.4}``; ParameterError naming the bad part."""
-    weights: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        name, equals, value = (s.strip() for s in part.partition("="))
-        try:
-            weight = float(value) if equals and name else float("nan")
-        except ValueError:
-            weight = float("nan")
-        if not weight >= 0 or weight == float("inf"):
-            raise ParameterError("style_blend", f"expected NAME=WEIGHT with a weight ≥ 0, got {part!r}",
-                                 hint="e.g. --style-blend monet=0.6,ukiyoe=0.4")
-        if name in weights:
-            raise ParameterError("style_blend", f"style {name!r} is named twice", hint="name each style once")
-        weights[name] = weight
-    if weights and not sum(weights.values()) > 0:
-        raise ParameterError("style_blend", "all weights are 0", hint="give at least one style a weight above 0")
-    return weights
-
-
-def _check_blend(params: Params) -> None:
-    if params.style_blend:
-        parse_blend(params.style_blend)
 
 
 def run_schema(styles: Sequence[str], default_model: str) -> Schema:
@@ -69,9 +42,9 @@ def run_schema(styles: Sequence[str], default_model: str) -> Schema:
     return Schema(params=(
         model,
         style,
-        StringParam("style_blend", "Style blend",
-                    "soft gates over the model's styles, NAME=WEIGHT,... (weights are normalised to sum 1); "
-                    "replaces Style when given", "", max_length=1000),
+        WeightsParam("style_blend", "Style blend",
+                     "soft gates over the model's styles (weights are normalised to sum 1); replaces Style when "
+                     "given", choices=tuple(styles)),
         FloatParam("strength", "Strength", "mix of the style gate with the identity gate: 0 gives the "
                    "network's reconstruction of the photo, 1 the full style", 1.0, min=0.0, max=1.0, step=0.05),
         PRESERVE_COLORS,
@@ -79,7 +52,7 @@ def run_schema(styles: Sequence[str], default_model: str) -> Schema:
                    "resize the input before styling (smaller = larger brush strokes); the result keeps the "
                    "input size", 1.0, min=0.1, max=4.0, step=0.05),
         TILE_SIZE,
-    ), checks=(_check_blend,))
+    ))
 
 
 def _inputs_given(params: Params) -> None:

@@ -167,3 +167,21 @@ def test_numbers_fit_gimps_argument_types(bridge_modules):
     specs = by_name(bridge_modules.args.argument_specs(method))
     assert (specs["big"]["min"], specs["big"]["max"]) == (-(2**31 - 1), 2**31 - 1)
     assert (specs["free"]["min"], specs["free"]["max"]) == (-1e15, 1e15)
+
+
+def test_a_blend_of_weights_gets_one_slider_per_name_and_sends_only_weights_above_zero(bridge_modules):
+    from plugin_host import ImageInput, Method, Schema
+    from plugin_host.sdk import WeightsParam
+
+    method = Method(name="m", title="M", description="d", inputs=(ImageInput("content"),), run="x:y",
+                    schema=Schema((WeightsParam("style_blend", "Style blend", choices=("monet", "ukiyoe"), max=2.0),)))
+    described = method.to_json()
+    args = bridge_modules.args
+    sliders = [s for s in args.argument_specs(described) if s["source"][0] == "param"]
+    assert [(s["name"], s["kind"], s["min"], s["max"], s["default"]) for s in sliders] == [
+        ("style-blend-monet", "double", 0.0, 2.0, 0.0), ("style-blend-ukiyoe", "double", 0.0, 2.0, 0.0)]
+    assert [s["nick"].replace("_", "") for s in sliders] == ["Style blend: monet", "Style blend: ukiyoe"]
+    assert args.collect(described, {})["params"] == {}  # all at 0: the parameter is not given
+    plan = args.collect(described, {"style-blend-monet": 0.0, "style-blend-ukiyoe": 0.5})
+    assert plan["params"] == {"style_blend": {"ukiyoe": 0.5}}
+    assert method.schema.validate(plan["params"]).style_blend == {"ukiyoe": 0.5}

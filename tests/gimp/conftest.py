@@ -31,7 +31,11 @@ def register_weights(register):
 '''
 #: Tiny settings so a call takes a second or two on 2 CPU cores (argument names as in the PDB).
 PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
-          "adain": {"decoder": "adain-decoder-test", "max-size": 64, "style-size": 64}}
+          "adain": {"decoder": "adain-decoder-test", "max-size": 64, "style-size": 64},
+          "gated-gan": {"model": "gated-gan-mine"}}
+#: A user's own Gated-GAN model (as ``train gated-gan`` leaves it in the models folder): its styles must
+#: become the dialog's blend sliders.
+USER_STYLES = ("ink", "sun")
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +67,7 @@ class GimpRun:
                 "--venv", sys.prefix, "--ro-bind", str(REPO), "--ro-bind", str(self.shared),
                 "-e", f"PLUGIN_HOST_WEIGHTS_PATH={self.shared / 'weights'}", "-e", "PLUGIN_HOST_CACHE=/work/cache",
                 "-e", "PLUGIN_HOST_SERVER_FILE=/work/run/server.json", "-e", "PYTHONPATH=/work/testplug",
-                "-e", f"PLUGIN_HOST_BRIDGE_MODE={mode}", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
+                "-e", f"PLUGIN_HOST_BRIDGE_MODE={mode}", "-e", "PLUGIN_HOST_MODELS=/work/models", "-e", "E2E_PARAMS=" + json.dumps(PARAMS),
                 "-t", "600", *extra, "-f", str(batch_file)]
 
     def failure(self, run: subprocess.CompletedProcess) -> str:
@@ -80,8 +84,10 @@ def gimp_run(gimp_rig: Path, tmp_path: Path) -> GimpRun:
     work = tmp_path / "work"
     work.mkdir()
     plugin = _tiny_plugin(work / "testplug")
+    _user_model(work / "models")
     install = subprocess.run([sys.executable, "-m", "plugin_host", "gimp", "install", "--gimp-dir",
-                              str(tmp_path / "gimp")], env=dict(os.environ, PYTHONPATH=str(plugin)),
+                              str(tmp_path / "gimp")],
+                             env=dict(os.environ, PYTHONPATH=str(plugin), PLUGIN_HOST_MODELS=str(work / "models")),
                              capture_output=True, text=True, timeout=120)
     assert install.returncode == 0, install.stderr
     return GimpRun(gimp_rig, gimp_rig.parent, tmp_path / "gimp", work)
@@ -103,3 +109,20 @@ def _tiny_plugin(folder: Path) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: phtest-tiny-decoder\nVersion: 0.0\n")
     (info / "entry_points.txt").write_text("[plugin_host]\ntiny_decoder = phtest_tiny_decoder\n")
     return folder
+
+
+def _user_model(folder: Path) -> None:
+    """A random two-style Gated-GAN generator with its card, where a user's training puts it."""
+    import torch
+    from plugin_host.sdk import write_card
+    from plugin_host.training import export_model
+    from plugin_host_gated_gan.net import Generator, init_weights
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    net = Generator(len(USER_STYLES), ngf=4)
+    init_weights(net)
+    path = folder / "gated-gan-mine.pth"
+    export_model(path, net, {**net.config, "styles": list(USER_STYLES)}, dtype=torch.float32)
+    write_card(path, {"name": "gated-gan-mine", "model_kind": "gated-gan", "architecture": "gated-gan",
+                      "input_convention": "raw", "styles": list(USER_STYLES)})

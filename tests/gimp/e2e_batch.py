@@ -55,7 +55,12 @@ with open("/plug-ins/plugin_host_bridge/methods.json") as f:
         proc = PDB.lookup_procedure("plug-in-plugin-host-" + method["name"].replace("_", "-"))
         assert proc is not None, method["name"] + " has no procedure"
         names = {a.name for a in proc.get_arguments()}
-        missing = {p["name"].replace("_", "-") for p in method["params"]} - names
+        expected = set()
+        for p in method["params"]:
+            arg = p["name"].replace("_", "-")
+            blend = p["kind"] == "weights" and p.get("choices")  # one slider per name
+            expected |= {arg + "-" + c for c in p["choices"]} if blend else {arg}
+        missing = expected - names
         assert not missing, (method["name"], missing)
 
 content = bytes(v for y in range(H) for x in range(W) for v in (x * 4, y * 5, 120, 90 + (x + y) * 1))
@@ -124,6 +129,19 @@ created = result.index(1)
 assert (created.get_width(), created.get_height()) == (32, 24), (created.get_width(), created.get_height())
 assert layer5.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, RGBA, Gegl.AbyssPolicy.CLAMP) == content
 assert len(created.get_layers()) == 1 and created.get_layers()[0].has_alpha()
+
+# 7. Gated-GAN with the user's own model: its styles are sliders; each style, and a blend, restyles the layer.
+blend_args = sorted(a.name for a in PDB.lookup_procedure("plug-in-plugin-host-gated-gan").get_arguments()
+                    if a.name.startswith("style-blend-"))
+assert blend_args == ["style-blend-ink", "style-blend-sun"], blend_args
+gated = {}
+for name, weights in {"ink": {"style-blend-ink": 1.0}, "sun": {"style-blend-sun": 1.0},
+                      "blend": {"style-blend-ink": 0.5, "style-blend-sun": 0.5}}.items():
+    img6, layer6 = new_image(content)
+    call("gated-gan", img6, layer6, **weights)
+    gated[name] = layer6.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, RGBA, Gegl.AbyssPolicy.CLAMP)
+    img6.delete()
+assert len({content, *gated.values()}) == 4, "the gated-gan styles and the blend gave identical pixels"
 
 with open("/work/report.json", "w") as f:
     json.dump({"timings": timings, "float_inside_changed": changed_inside, "float_fractional": fractional}, f)

@@ -5,6 +5,7 @@ import pytest
 
 from plugin_host.errors import ParameterError
 from plugin_host.schema import (BoolParam, ChoiceParam, FloatParam, IntParam, ListParam, ModelParam, PathParam,
+                                WeightsParam,
                                 Schema, StringParam)
 
 SCHEMA = Schema(params=(
@@ -111,3 +112,19 @@ class TestRenamedParameters:
     def test_both_names_at_once_is_refused(self):
         with pytest.raises(ParameterError, match="max_size.*given twice.*'content_size'"):
             self.schema.validate({"content_size": 1, "max_size": 2})
+
+
+def test_weights_param_reads_text_and_mappings_and_names_what_is_wrong():
+    blend = WeightsParam("style_blend", choices=("monet", "ukiyoe", "vangogh"))
+    assert blend.coerce("monet=0.6, ukiyoe=0.4") == {"monet": 0.6, "ukiyoe": 0.4}
+    assert blend.coerce({"vangogh": 2}) == {"vangogh": 2.0}
+    assert blend.coerce("") == {}  # not given
+    for bad, problem in [("monet:1", "expected NAME=WEIGHT"), ("monet=-1", "weight ≥ 0"), ("monet=nan", "finite"),
+                         ("monet=1,monet=2", "named twice"), ("monet=0,ukiyoe=0", "all weights are 0"),
+                         ("monte=1", "did you mean 'monet'"), ({"monet": True}, "finite"), (3, "or a mapping")]:
+        with pytest.raises(ParameterError, match=problem) as caught:
+            blend.coerce(bad)
+        assert caught.value.name == "style_blend"
+    assert WeightsParam("b").coerce("anything=1") == {"anything": 1.0}  # no choices yet: the method checks names
+    described = json.loads(json.dumps(blend.to_json()))
+    assert described["kind"] == "weights" and described["choices"] == ["monet", "ukiyoe", "vangogh"]

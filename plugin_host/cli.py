@@ -40,7 +40,7 @@ def _param_help(param: Param, registry: Registry) -> str:
     parts = [param.help.rstrip(".")] if param.help else []
     if allowed:
         parts.append(allowed)
-    if param.default not in (None, ""):
+    if param.default not in (None, "", {}):
         default = param.default
         if isinstance(param, BoolParam):
             default = "on" if default else "off"

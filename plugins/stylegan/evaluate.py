@@ -13,7 +13,8 @@ nearest training picture, in the same features.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -72,3 +73,44 @@ def nearest_real_distance(real: Iterable[Tensor], fake: Iterable[Tensor], featur
     between_reals = torch.cdist(real_features, real_features)
     typical = between_reals[~torch.eye(len(real_features), dtype=torch.bool)].median()
     return torch.cdist(fake_features, real_features).min(1).values / typical
+
+
+def reference_pictures(folders: Sequence[Path], resolution: int, count: int) -> Tensor:
+    """At most ``count`` training pictures of ``folders`` as the trainer sees them (short side resized to
+    ``resolution``, a square crop at a position fixed per picture), (N, 3, R, R) in 0..1, the same every call."""
+    from plugin_host.sdk import ImageFolder
+
+    pictures = ImageFolder(folders, resolution, resolution)
+    return torch.stack([pictures[(index, 0)] for index in range(min(count, len(pictures)))])
+
+
+@torch.no_grad()
+def generated_pictures(generator: nn.Module, count: int, label: int | None, *, seed: int = 0,
+                       batch: int = 25) -> Iterator[Tensor]:
+    """``count`` pictures of ``generator`` (class ``label``), random noise, no truncation, in batches, 0..1.
+
+    Codes and noise come from ``seed`` alone (torch's global random state is left as it was), so two
+    generators are compared on the same codes."""
+    device = generator.w_avg.device
+    codes = torch.randn(count, generator.config.z_dim, generator=torch.Generator().manual_seed(seed))
+    for start in range(0, count, batch):
+        z = codes[start:start + batch].to(device)
+        labels = None if label is None else torch.full((len(z),), label, device=device, dtype=torch.long)
+        noise = generator.make_noise(len(z), "random", seed=seed + 1 + start, device=device)
+        images = generator.synthesis(generator.styles(z, labels), noise)
+        yield ((images.float() + 1) / 2).clamp(0, 1)
+
+
+def generator_kid(generator: nn.Module, references: Mapping[str, Tensor], features: nn.Module, *,
+                  images: int = 200, seed: int = 0) -> dict[str, float]:
+    """KID of ``generator`` against each class's reference pictures (``""``: a generator without classes),
+    ``images`` generated per class; ``kid`` is the mean over the classes, ``kid_<class>`` each one."""
+    classes = list(generator.config.classes)
+    found: dict[str, float] = {}
+    for name, real in references.items():
+        label = classes.index(name) if classes else None
+        fake = generated_pictures(generator, images, label, seed=seed)
+        found[f"kid_{name}" if name else "kid"] = kernel_distance([real], fake, features, seed=seed)[0]
+    if classes:
+        found = {"kid": sum(found.values()) / len(found), **found}
+    return found

@@ -183,5 +183,10 @@ TRAIN_SCHEMA = Schema(params=(
                "(0 = none)", 0.05, min=0.0, max=1.0),
     FloatParam("w_avg_beta", "w average decay", "decay of the average style's moving average", 0.995,
                min=0.0, max=1.0),
+    FloatParam("kid_every", "KID every", "thousands of images between KID snapshots (the averaged generator "
+               "measured against the training pictures and saved beside the model); 0 = none", 10.0, min=0.0,
+               max=1e6),
+    IntParam("kid_images", "KID images", "pictures generated per class for each KID snapshot (and training "
+             "pictures compared, at most)", 200, min=10, max=100_000),
     *TRAINING_RUN_PARAMS,
 ), checks=(_train_inputs,))

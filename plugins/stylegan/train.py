@@ -34,6 +34,7 @@ from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, Tr
 from .augment import augment
 from .net import Discriminator, Generator, GeneratorConfig, widths_for
 from .schema import MODEL_KIND
+from .snapshots import KidSnapshots
 
 #: Fixed codes of the preview grids (and their noise is the generator's const maps).
 PREVIEW_SEED = 4242
@@ -100,6 +101,13 @@ def train(params: Params, ctx: RunContext) -> Path:
         labels = torch.arange(len(names), device=device).repeat_interleave(per_class) if names else None
         shown: list[torch.Tensor] = []
         last_r1 = [0.0]
+        snapshots = (KidSnapshots(run, classes, config.resolution, params.kid_every, params.kid_images, batch * world)
+                     if params.kid_every and run.is_main else None)
+
+        def card(kimg: float) -> dict:
+            return {"name": name, "model_kind": MODEL_KIND, "resolution": config.resolution, "classes": list(names),
+                    "description": f"StyleGAN generator, {config.resolution} px, {kimg:g} kimg"
+                                   + (f", classes {', '.join(names)}" if names else "")}
 
         def mine(tensor: torch.Tensor) -> torch.Tensor:
             """This process's share of a tensor drawn for the whole batch (every process draws it all)."""
@@ -154,6 +162,8 @@ def train(params: Params, ctx: RunContext) -> Path:
             update_ema(average, generator, _ema_decay(index, batch * world, params.ema_kimg, params.ema_rampup))
             average.w_avg.copy_(generator.w_avg)
             shown[:] = [((reals[:PREVIEW_PER_ROW] + 1) / 2).clamp(0, 1)]
+            if snapshots is not None and snapshots.due(index):
+                snapshots.take(index, average, metadata, card((index + 1) * batch * world / 1000))
             return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "r1": last_r1[0],
                     "real_logit": float(real_logits.detach().mean()), "fake_logit": float(fake_logits.detach().mean()),
                     "kimg": (index + 1) * batch * world / 1000}
@@ -164,10 +174,7 @@ def train(params: Params, ctx: RunContext) -> Path:
         def export(steps: int) -> None:
             kimg = round(steps * batch * world / 1000, 3)
             export_model(out, average, {**metadata, "steps": steps, "kimg": kimg})
-            write_card(out, {"name": name, "model_kind": MODEL_KIND, "resolution": config.resolution,
-                             "classes": list(names), "steps": steps, "kimg": kimg,
-                             "description": f"StyleGAN generator, {config.resolution} px, {kimg:g} kimg"
-                                            + (f", classes {', '.join(names)}" if names else "")})
+            write_card(out, {**card(kimg), "steps": steps, "kimg": kimg})
 
         return run.train(step, export=export, preview=preview, nrow=PREVIEW_PER_ROW)
 

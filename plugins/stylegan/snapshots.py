@@ -4,8 +4,8 @@ Every ``kid_every`` thousand images the trainer's averaged generator is measured
 pictures (:func:`.evaluate.generator_kid`, per class) and saved as it is then. The values go to
 ``OUT.kid.jsonl`` (one line per snapshot: step, kimg, kid, kid per class) and the generator, with its
 card, to ``OUT-snapshots/NAME-STEP.pth`` (numbered by step, as the preview grids are): a sub-folder, so
-snapshots do not crowd the menus when OUT is in the models folder. Install the one with the lowest KID. The measurement uses its own random numbers, so
-training resumes exactly whether or not snapshots are taken.
+snapshots do not crowd the menus when OUT is in the models folder. Install the one with the lowest KID.
+The measurement uses its own random numbers, so training resumes exactly whether or not snapshots are taken.
 """
 from __future__ import annotations
 

@@ -68,15 +68,16 @@ class MethodHandle:
 
 def load_method(name: str, device: str = "auto", seed: int | None = None,
                 session: Session | None = None, precision: str = "auto",
-                max_pixels: int | None = None) -> MethodHandle:
+                max_pixels: int | None = None, memory: str = "auto") -> MethodHandle:
     """Find the method ``name`` among the installed plugins and bind it to a device.
 
     ``precision`` is ``auto`` (bfloat16 networks where the hardware runs them natively), ``fp32``
     or ``bf16``; see :mod:`plugin_host.precision`. ``max_pixels`` caps the images read from files
-    (default 100 million). These keywords are the host options of ``host_options.SESSION``,
+    (default 100 million). ``memory`` is ``auto``, ``low`` or ``high``: whether a method may spend
+    memory for speed (:func:`plugin_host.memory.spend_memory`). These keywords are the host options of ``host_options.SESSION``,
     checked like the command line's.
 
     :raises plugin_host.errors.MethodNotFound: with a did-you-mean when no plugin provides it.
     """
-    return MethodHandle(session or Session(device=device, seed=seed, precision=precision, max_pixels=max_pixels),
-                        name)
+    return MethodHandle(session or Session(device=device, seed=seed, precision=precision, max_pixels=max_pixels,
+                                           memory=memory), name)

@@ -269,7 +269,7 @@ def cmd_run(args: argparse.Namespace, registry: Registry, cancel: CancelToken) -
     host_options.check_namespace(args, host_options.RUN)
     _set_threads(args.threads)
     session = Session(registry, device=args.device, seed=args.seed, max_pixels=args.max_pixels,
-                      precision=args.precision)
+                      precision=args.precision, memory=args.memory)
     method = session.method(args.method)
     raw = {p.name: getattr(args, p.name) for p in method.schema}
     params = session.validate(method, raw)

@@ -48,6 +48,8 @@ class RunContext:
     :ivar cancel: call ``cancel.raise_if_cancelled()`` between steps.
     :ivar weights: resolves registry names to verified files (fetching when allowed).
     :ivar preview_dir: where a method may write intermediate images (``None``: don't).
+    :ivar memory: ``auto``, ``low`` or ``high``: whether a method may spend memory for speed
+        (:meth:`spend_memory`).
     """
 
     device: "torch.device"
@@ -61,6 +63,7 @@ class RunContext:
     preview_dir: Path | None = None
     preview_prefix: str = "preview"
     cache: ModelCache = field(default_factory=ModelCache)
+    memory: str = "auto"
 
     def __post_init__(self) -> None:
         if self.dtype is None:
@@ -91,6 +94,12 @@ class RunContext:
         save_image(path, image.detach().float().clamp(0, 1).cpu())
         self.progress.preview(str(path))
         return path
+
+    def spend_memory(self) -> bool:
+        """Whether to take the faster path that needs more memory (``--memory``; ``auto``: when plenty is free)."""
+        from .memory import spend_memory
+
+        return spend_memory(self.memory)
 
     @property
     def placement(self) -> tuple[str, str, str]:

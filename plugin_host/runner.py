@@ -64,7 +64,8 @@ class Session:
     """A registry, a weights store, a device and warm models, shared by successive runs."""
 
     def __init__(self, registry: "Registry | None" = None, device: str = "auto", seed: int | None = None,
-                 max_pixels: int | None = None, store: Any = None, precision: str = "auto") -> None:
+                 max_pixels: int | None = None, store: Any = None, precision: str = "auto",
+                 memory: str = "auto") -> None:
         from .context import RunContext
         from .devices import select_device
         from .host_options import SESSION, check_keywords
@@ -72,14 +73,15 @@ class Session:
         from .precision import resolve_precision
         from .weights.store import WeightsStore
 
-        checked = check_keywords(SESSION, device=device, seed=seed, max_pixels=max_pixels, precision=precision)
+        checked = check_keywords(SESSION, device=device, seed=seed, max_pixels=max_pixels, precision=precision,
+                                 memory=memory)
         device, seed, max_pixels, precision = (checked[k] for k in ("device", "seed", "max_pixels", "precision"))
         self.registry = registry if registry is not None else load_registry()
         self.store = store if store is not None else WeightsStore(self.registry.weights)
         self.max_pixels = max_pixels
         chosen = select_device(device)
         self.context = RunContext(device=chosen, weights=self.store, registry=self.registry, seed=seed,
-                                  compute_dtype=resolve_precision(precision, chosen))
+                                  compute_dtype=resolve_precision(precision, chosen), memory=checked["memory"])
 
     def method(self, name: str) -> Method:
         return self.registry.method(name)

@@ -80,10 +80,16 @@ class _MaxPoolRecomputingIndices(torch.autograd.Function):
 
 
 class LeanMaxPool2d(nn.MaxPool2d):
-    """``nn.MaxPool2d(k, s)`` (no padding, dilation or ceil mode) that keeps no indices for backward."""
+    """``nn.MaxPool2d(k, s)`` (no padding, dilation or ceil mode) that keeps no indices for backward.
+
+    With ``keep_indices`` set (:meth:`VGGEncoder.keep_pool_indices`) it is a plain max-pool again:
+    faster backward, more memory.
+    """
+
+    keep_indices: bool = False
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (torch.is_grad_enabled() and x.requires_grad):
+        if self.keep_indices or not (torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         return _MaxPoolRecomputingIndices.apply(x, self.kernel_size, self.stride)
 
@@ -227,6 +233,12 @@ class VGGEncoder(nn.Module):
                         f"{tuple(value.shape)}, expected {tuple(expected.shape)}", hint)
                 tensor = value.detach().to(dtype=torch.get_default_dtype())
                 setattr(module, attr, nn.Parameter(tensor, requires_grad=False))
+
+    def keep_pool_indices(self, keep: bool) -> None:
+        """Let the max-pools keep their indices for backward (faster, more memory) or recompute them."""
+        for module in self.features:
+            if isinstance(module, LeanMaxPool2d):
+                module.keep_indices = keep
 
     def train(self, mode: bool = True) -> VGGEncoder:
         """Kept for the ``nn.Module`` API; the encoder stays in eval mode."""

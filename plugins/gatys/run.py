@@ -40,9 +40,12 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
 
     sizes = level_sizes(content.shape[-2:], params.levels)
     image = initial_image(params, content, styles[0], sizes[0], ctx)
-    # Freed activations go back to the system between steps instead of fragmenting the heap
-    # around the L-BFGS history (100–200 MiB less at 512²; see benchmarks/README.md for the cost).
-    with large_blocks_mapped() if ctx.device.type == "cpu" else nullcontext():
+    # Low memory: the max-pools recompute their indices in backward, and freed activations go back to
+    # the system between steps instead of fragmenting the heap around the L-BFGS history (100–200 MiB
+    # less at 512²); both cost time per step (benchmarks/README.md), so only where memory is short.
+    fast = ctx.spend_memory()
+    encoder.keep_pool_indices(fast)
+    with large_blocks_mapped() if ctx.device.type == "cpu" and not fast else nullcontext():
         for level, size in enumerate(sizes):
             last = level == len(sizes) - 1
             level_content = resize_to(content, size) if size != tuple(content.shape[-2:]) else content

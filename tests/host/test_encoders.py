@@ -320,3 +320,19 @@ def test_channel_scales_average_each_channel_and_floor_dead_ones() -> None:
     assert torch.allclose(normalised[:, :2], torch.full((1, 2, 4, 4), 2.0)) and not normalised[:, 2].any()
     with pytest.raises(ValueError, match="at least one"):
         channel_scales(encode, [])
+
+
+def test_encoder_keeps_pool_indices_when_memory_may_be_spent() -> None:
+    encoder = VGGEncoder("vgg16", ["relu3_1"])
+    encoder.keep_pool_indices(True)
+    image = torch.rand(1, 3, 32, 32, requires_grad=True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        features = encoder(image)["relu3_1"]
+    features.sum().backward()
+    assert len([t for t in saved if t.dtype == torch.int64]) == 2  # pool1 and pool2 keep their indices
+    lean_grad = image.grad.clone()
+    encoder.keep_pool_indices(False)
+    image.grad = None
+    encoder(image)["relu3_1"].sum().backward()
+    assert torch.equal(image.grad, lean_grad)

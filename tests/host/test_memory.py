@@ -50,3 +50,34 @@ def test_cli_turns_on_huge_pages_before_torch_loads():
                             env={k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "1 False"
+
+
+def test_memory_is_spent_for_speed_when_asked_or_when_plenty_is_available():
+    from plugin_host.memory import AMPLE_MEMORY_MIB, spend_memory
+
+    assert spend_memory("high", available_mib=100) and not spend_memory("low", available_mib=1e6)
+    assert spend_memory("auto", available_mib=AMPLE_MEMORY_MIB)
+    assert not spend_memory("auto", available_mib=AMPLE_MEMORY_MIB - 1)
+    with pytest.raises(ValueError, match="memory"):
+        spend_memory("lots")
+
+
+def test_available_memory_is_read_on_linux():
+    from plugin_host.memory import available_memory_mib
+
+    available = available_memory_mib()
+    if sys.platform.startswith("linux"):
+        assert available is not None and 0 < available < 1 << 30
+
+
+def test_unknown_memory_setting_is_a_one_line_usage_error(tmp_path):
+    from PIL import Image
+
+    content = tmp_path / "c.png"
+    Image.new("RGB", (16, 16)).save(content)
+    result = subprocess.run([sys.executable, "-m", "plugin_host", "run", "gatys", str(content), "--style", str(content),
+                             "--memory", "lots", "-o", str(tmp_path / "out.png")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --memory: unknown value 'lots' (known: auto, low, high)"]
+    assert not (tmp_path / "out.png").exists()

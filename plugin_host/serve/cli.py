@@ -43,6 +43,9 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--seed", type=int, help="seed every job (bit-identical results on the CPU)")
     serve.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                        help="network arithmetic: auto is bf16 where the hardware runs it natively, else fp32")
+    serve.add_argument("--threads", type=int,
+                       help="CPU threads torch may use per job (default: before each job, the CPUs that other "
+                            "programs leave free, so a busy GIMP keeps its core)")
 
     gimp = commands.add_parser("gimp", help="install, remove or check the GIMP 3 plug-in")
     actions = gimp.add_subparsers(dest="gimp_command", metavar="ACTION", required=True)
@@ -80,7 +83,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
 
         session = Session(registry, device=args.device, seed=args.seed, precision=args.precision)
         try:
-            return _leave(run_stdio(session, cancel, args.max_request_bytes, args.max_pixels))
+            return _leave(run_stdio(session, cancel, args.max_request_bytes, args.max_pixels, threads=args.threads))
         except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while the job was stopping
             return _leave(ExitCode.CANCELLED)
 
@@ -94,7 +97,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
 
     try:
         server = Server(session, new_token(), port=args.port, max_request_bytes=args.max_request_bytes,
-                        max_pixels=args.max_pixels, max_queue=args.max_queue)
+                        max_pixels=args.max_pixels, max_queue=args.max_queue, threads=args.threads)
     except OSError as err:
         raise PluginHostError(f"cannot listen on 127.0.0.1:{args.port}: {err.strerror}",
                               hint="choose another --port, or 0 for any free one") from None
@@ -120,7 +123,8 @@ def _check_options(args: argparse.Namespace) -> None:
     whole = (("--port", args.port, 0, 65535, "0 (any free port) to 65535"),
              ("--max-pixels", args.max_pixels, 1, None, "a whole number of pixels from 1"),
              ("--max-request-bytes", args.max_request_bytes, 1, None, "a whole number of bytes from 1"),
-             ("--max-queue", args.max_queue, 0, None, "0 (no job waits behind the running one) or more"))
+             ("--max-queue", args.max_queue, 0, None, "0 (no job waits behind the running one) or more"),
+             ("--threads", 1 if args.threads is None else args.threads, 1, 1024, "1 to 1024 CPU threads, or leave it out to choose per job"))
     for option, value, low, high, allowed in whole:
         if value < low or (high is not None and value > high):
             raise PluginHostError(f"{option} {value} is out of range: use {allowed}")

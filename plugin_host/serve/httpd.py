@@ -83,12 +83,12 @@ class Server(HTTPServer):
     def __init__(self, session: Any, token: str, port: int = 0, max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_queue: int = 8,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS,
-                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+                 request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S, threads: int | None = None) -> None:
         super().__init__(("127.0.0.1", port), _Handler)  # loopback only, never a public interface
         self.session, self.token = session, token
         self.max_request_bytes, self.max_pixels = max_request_bytes, max_pixels
         self.max_connections, self.request_timeout = max_connections, request_timeout
-        self.worker = Worker(session, max_queue=max_queue)
+        self.worker = Worker(session, max_queue=max_queue, threads=threads)
         self.last_activity = time.monotonic()
         self.active_requests = 0
         self._count_lock = threading.Lock()

@@ -157,11 +157,16 @@ def _load_path(path: str, max_pixels: int) -> Any:
 
 
 class Worker:
-    """Runs jobs one at a time on the session's device."""
+    """Runs jobs one at a time on the session's device.
 
-    def __init__(self, session: Any, max_queue: int = 8) -> None:
+    ``threads``: torch's CPU threads for every job; None chooses before each job from the CPUs other
+    programs leave free (:func:`plugin_host.threads.threads_for_next_job`), so a busy GIMP keeps its core.
+    """
+
+    def __init__(self, session: Any, max_queue: int = 8, threads: int | None = None) -> None:
         self.session = session
         self.max_queue = max_queue
+        self.threads = threads
         self._queue: "queue.Queue[Job | None]" = queue.Queue()
         self._lock = threading.Lock()
         self._waiting: list[Job] = []
@@ -255,6 +260,8 @@ class Worker:
         job.state = "running"
         job.emit({"event": "started", "method": job.method})
         try:
+            if self.session.context.device.type == "cpu":
+                _set_threads(self.threads)
             started = time.perf_counter()
             result = self.session.run(job.method, job.images, validated=job.params, blend_weights=job.blend,
                                       progress=_JobProgress(job), cancel=job.cancel)
@@ -274,6 +281,15 @@ class Worker:
         else:
             job.state = "done"
             job.emit({"event": "result", **layout, "method_s": round(method_s, 4)}, data)
+
+
+def _set_threads(threads: int | None) -> None:
+    """torch's intra-op threads for the job this thread runs next (OpenMP keeps the setting per calling thread)."""
+    import torch
+
+    from ..threads import threads_for_next_job
+
+    torch.set_num_threads(threads or threads_for_next_job())
 
 
 def _log(line: str) -> None:

@@ -14,7 +14,7 @@ from ..progress import CancelToken
 
 
 def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pixels: int,
-              stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> int:
+              stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None, threads: int | None = None) -> int:
     from .wire import WireError, decode_job, encode_frame
 
     from .httpd import HEARTBEAT_S
@@ -41,7 +41,7 @@ def run_stdio(session: Any, cancel: CancelToken, max_request_bytes: int, max_pix
         send({"event": "error", **err.to_json()})
         return ExitCode.USAGE
     job.cancel = cancel  # Ctrl-C / SIGTERM reach the job
-    worker = Worker(session, max_queue=1)
+    worker = Worker(session, max_queue=1, threads=threads)
     worker.submit(job)
     send({"event": "accepted", "job": job.id})
     try:

@@ -233,3 +233,16 @@ def test_idle_exit_stops_the_server_and_removes_its_file(toy_registry, tmp_path)
     thread.start()
     thread.join(5)
     assert not thread.is_alive() and not path.exists()
+
+
+@pytest.mark.parametrize("threads, policy_calls", [(None, 1), (1, 0)])
+def test_thread_count_is_chosen_before_each_job_unless_given(make_server, bridge_modules, monkeypatch, threads,
+                                                              policy_calls):
+    import plugin_host.threads
+
+    calls = []
+    monkeypatch.setattr(plugin_host.threads, "threads_for_next_job", lambda: calls.append(1) or 1)
+    wire, client = bridge_modules.wire, bridge_modules.client
+    _, path = make_server(threads=threads)
+    client.run_job(read_info(path), job(wire, params={"steps": 1}), lambda event: None)
+    assert len(calls) == policy_calls

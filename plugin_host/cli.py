@@ -228,10 +228,7 @@ def cmd_plugins(args: argparse.Namespace, registry: Registry) -> int:
 
 def cmd_info(args: argparse.Namespace, registry: Registry) -> int:
     method = registry.method(args.method)
-    described = method.to_json()
-    for param in described["params"]:
-        if param["kind"] == "model":
-            param["choices"] = registry.model_names().get(param["model_kind"], [])
+    described = registry.describe(args.method)
     if args.json:
         print(json.dumps(described, indent=2))
         return ExitCode.OK

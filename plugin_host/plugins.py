@@ -159,6 +159,19 @@ class Registry:
         rows += [PluginReport(info, status="disabled") for info in self.disabled]
         return rows
 
+    def describe(self, name: str) -> dict:
+        """Method ``name``'s JSON description with what the registry knows filled in: each model
+        parameter's ``choices`` (the registered names of its kind) and, when its declared default is not
+        among them, the default validation falls back to (the first)."""
+        described = self.method(name).to_json()
+        models = self.model_names()
+        for param in described["params"]:
+            if param["kind"] == "model":
+                param["choices"] = models.get(param["model_kind"], [])
+                if param["choices"] and param["default"] not in param["choices"]:
+                    param["default"] = param["choices"][0]
+        return described
+
     def model_names(self) -> dict[str, list[str]]:
         """Model kind → registered weights names, for :class:`~plugin_host.schema.ModelParam`."""
         names: dict[str, list[str]] = {}

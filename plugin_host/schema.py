@@ -413,7 +413,10 @@ class Schema:
             if value is None:
                 values[param.name] = None if not isinstance(param, PathParam) else param.coerce(None)
             elif isinstance(param, ModelParam):
-                installed = None if models is None else models.get(param.model_kind, [])
+                # no model of that kind at all: any name passes, and the method says how to get one
+                installed = None if models is None else models.get(param.model_kind) or None
+                if installed and param.name not in raw and value not in installed:
+                    value = installed[0]  # the declared default is not installed: the first of its kind is
                 values[param.name] = param.coerce(value, installed)
             else:
                 values[param.name] = param.coerce(value)

@@ -50,15 +50,7 @@ CLOSE_WAIT_S = 3.0  # on shutdown, how long open answers get to send their last 
 
 def describe_methods(registry: Any) -> list[dict]:
     """Every method's JSON description, model choices filled in (what ``info --json`` prints)."""
-    models = registry.model_names()
-    described = []
-    for name in sorted(registry.methods):
-        data = registry.methods[name].method.to_json()
-        for param in data["params"]:
-            if param["kind"] == "model":
-                param["choices"] = models.get(param["model_kind"], [])
-        described.append(data)
-    return described
+    return [registry.describe(name) for name in sorted(registry.methods)]
 
 
 def allowed_verbs(parts: list[str]) -> tuple[str, ...]:

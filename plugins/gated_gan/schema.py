@@ -28,19 +28,17 @@ CONTENT = (ImageInput("content", label="Image", help="the picture to restyle", r
 def run_schema(styles: Sequence[str], default_model: str) -> Schema:
     """The run parameters; ``styles`` are the installed models' style names (the choices of ``style``).
 
-    With no model installed, model and style are plain text, so that a run reaches the method and its
-    error saying how to train or install a model, instead of "unknown value" with nothing to choose from.
+    With no model installed, style is plain text (and any model name passes, as for every model parameter),
+    so that a run reaches the method and its error saying how to train or install a model, instead of
+    "unknown value" with nothing to choose from.
     """
     model_help = "trained Gated-GAN generator; its styles are the choices of Style"
     style_help = "the style to apply (default: the model's first); a style of the chosen model"
-    if styles:
-        model: Param = ModelParam("model", "Model", model_help, default_model, model_kind=MODEL_KIND)
-        style: Param = ChoiceParam("style", "Style", style_help, None, choices=tuple(styles))
-    else:
-        model = StringParam("model", "Model", model_help + " (none is installed yet)", default_model)
-        style = StringParam("style", "Style", style_help, None)
+    style: Param = (ChoiceParam("style", "Style", style_help, None, choices=tuple(styles)) if styles
+                    else StringParam("style", "Style", style_help, None))
     return Schema(params=(
-        model,
+        ModelParam("model", "Model", model_help + ("" if styles else " (none is installed yet)"), default_model,
+                   model_kind=MODEL_KIND),
         style,
         WeightsParam("style_blend", "Style blend",
                      "soft gates over the model's styles (weights are normalised to sum 1); replaces Style when "

@@ -30,10 +30,9 @@ PHOTO = (ImageInput("content", label="Image", help="the picture to project into 
 
 def _generator_params(models: Sequence[str], default: str) -> tuple[Param, ...]:
     help_text = "trained StyleGAN generator"
-    generator: Param = (ModelParam("generator", "Generator", help_text, default, model_kind=MODEL_KIND) if models
-                        else StringParam("generator", "Generator", help_text + " (none is installed yet)", default))
     return (
-        generator,
+        ModelParam("generator", "Generator", help_text + ("" if models else " (none is installed yet)"), default,
+                   model_kind=MODEL_KIND),
         PathParam("checkpoint", "Checkpoint file", "a generator file to use instead of an installed one: a "
                   "plugin_host export, a rosinality style-based-gan-pytorch checkpoint (train_step-N.model or "
                   "NNNNNN.model) or a stylegan2-pytorch one holding g_ema", None),

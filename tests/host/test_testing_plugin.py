@@ -139,3 +139,29 @@ def test_without_the_option_nothing_is_added(installed):
     result = installed.runpytest_subprocess()
     result.assert_outcomes(passed=1)
     assert "conformance" not in result.stdout.str()
+
+
+#: A method whose default model is not installed (a generator that ships untrained).
+NEEDS_MODEL = '''
+from plugin_host.sdk import ImageInput, Method, ModelParam, Schema, hookimpl
+
+
+def run(inputs, params, ctx):
+    raise RuntimeError("no model: the checks should have been skipped")
+
+
+@hookimpl
+def register_methods(register):
+    register(Method(name="toy-needs-model", title="t", description="d", inputs=(ImageInput("content"),),
+                    schema=Schema((ModelParam("model", default="toy-model", model_kind="toy-kind"),)), run=run))
+'''
+
+
+def test_a_method_whose_default_model_is_not_installed_is_skipped_with_the_reason(installed):
+    site = installed.path / "site"
+    (site / "needs_model.py").write_text(NEEDS_MODEL)
+    install(site, "needs_model", "needs = needs_model")
+    result = installed.runpytest_subprocess("--plugin-host-conformance=toy-needs-model", "-rs")
+    result.assert_outcomes(passed=1, skipped=CHECKS)
+    result.stdout.fnmatch_lines(["*toy-needs-model: its default model 'toy-model' is not installed; install or "
+                                 "train one to check the method*"])

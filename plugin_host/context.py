@@ -128,6 +128,19 @@ class RunContext:
         return torch.autocast(self.device.type, dtype=self.compute_dtype,
                               enabled=self.compute_dtype != self.dtype)
 
+    def call(self, method: str, images: "dict[str, torch.Tensor]", params: "dict[str, Any] | None" = None
+             ) -> "torch.Tensor":
+        """Run another registered method on ``images`` (name → (1, 3, H, W) in 0..1 on :attr:`device`) in
+        this context: the same device, warm models, progress and cancel. Its output as it returns it.
+
+        :raises PluginHostError: the method is not installed (a did-you-mean), or a parameter is bad.
+        """
+        from .runner import Inputs
+
+        called = self.registry.method(method)
+        validated = called.schema.validate(params, models=self.registry.model_names())
+        return called.resolve_run()(Inputs(images, {}), validated, self)
+
     def load_encoder(self, name: str, layers: Iterable[str], pooling: str = "max",
                      compute_dtype_features: bool = False) -> "VGGEncoder":
         """A frozen VGG encoder from the weights entry ``name``, computing only ``layers``.

@@ -66,6 +66,21 @@ def synthesise(generator: Generator, w_plus: torch.Tensor, noise) -> torch.Tenso
 
 # -- render -------------------------------------------------------------------------------------------
 
+#: The method and model ``upscale="super-resolution"`` uses (the perceptual plugin's ×4 feature-loss network).
+SR_METHOD, SR_MODEL, SR_FACTOR = "perceptual-sr", "perceptual-sr-x4-feature", 4
+
+
+def enlarge(picture: torch.Tensor, size: int, how: str, ctx: RunContext) -> torch.Tensor:
+    """``picture`` at ``size`` × ``size``: resized, or first enlarged ×4 by super-resolution while smaller."""
+    if how == "super-resolution":
+        if SR_METHOD not in ctx.registry.methods:
+            raise ParameterError("upscale", f"super-resolution needs the {SR_METHOD} method, which is not installed",
+                                 hint="use --upscale resize, or install plugin_host's perceptual plugin")
+        while picture.shape[-1] < size:
+            picture = ctx.call(SR_METHOD, {"content": picture}, {"model": SR_MODEL}).clamp(0, 1)
+    return resize_to(picture, (size, size))
+
+
 def render(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     generator = load_generator(ctx, params)
     seeds = list(params.seeds or [ctx.seed if ctx.seed is not None
@@ -77,7 +92,7 @@ def render(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
         for seed in seeds:
             ctx.cancel.raise_if_cancelled()
             picture = render_seed(generator, seed, params, labels, ctx.device)
-            pictures.append(resize_to(picture, (params.size, params.size)) if params.size else picture)
+            pictures.append(enlarge(picture, params.size, params.upscale, ctx) if params.size else picture)
             ctx.progress.advance()
     return grid(pictures, params.grid_columns)
 

@@ -86,7 +86,14 @@ def render_schema(models: Sequence[str], classes: Sequence[str], default: str) -
                  "later ones do too (replaces Mixed layers)", None, min=1, max=64),
         IntParam("size", "Size", "side of each picture in pixels (0 = the generator's resolution)", 0, min=0,
                  max=4096),
+        ChoiceParam("upscale", "Enlarge by", "how a Size above the generator's resolution is reached: resize "
+                    "(smooth) or super-resolution (the perceptual-sr method's ×4 network, sharper)", "resize",
+                    choices=UPSCALES),
     ))
+
+
+#: How render enlarges a picture: an antialiased resize, or the perceptual-sr method (then a resize to Size).
+UPSCALES = ("resize", "super-resolution")
 
 
 def _latent_files(params: Params) -> None:

@@ -32,7 +32,7 @@ def register_weights(register):
 #: Tiny settings so a call takes a second or two on 2 CPU cores (argument names as in the PDB).
 PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
           "adain": {"decoder": "adain-decoder-test", "max-size": 64, "style-size": 64},
-          "gated-gan": {"model": "gated-gan-mine"}}
+          "gated-gan": {"model": "gated-gan-mine"}, "stylegan": {"generator": "stylegan-mine"}}
 #: A user's own Gated-GAN model (as ``train gated-gan`` leaves it in the models folder): its styles must
 #: become the dialog's blend sliders.
 USER_STYLES = ("ink", "sun")
@@ -126,3 +126,18 @@ def _user_model(folder: Path) -> None:
     export_model(path, net, {**net.config, "styles": list(USER_STYLES)}, dtype=torch.float32)
     write_card(path, {"name": "gated-gan-mine", "model_kind": "gated-gan", "architecture": "gated-gan",
                       "input_convention": "raw", "styles": list(USER_STYLES)})
+    _user_generator(folder)
+
+
+def _user_generator(folder: Path) -> None:
+    """A random 32-px StyleGAN generator with its card, as ``train stylegan`` leaves one."""
+    import torch
+    from plugin_host.sdk import write_card
+    from plugin_host.training import export_model
+    from plugin_host_stylegan.net import Generator, GeneratorConfig, widths_for
+
+    torch.manual_seed(0)
+    config = GeneratorConfig(resolution=32, widths=widths_for(32, 256, 16), z_dim=16, w_dim=16, mapping_layers=2)
+    path = folder / "stylegan-mine.pth"
+    export_model(path, Generator(config), {"generator": config.to_json()}, dtype=torch.float32)
+    write_card(path, {"name": "stylegan-mine", "model_kind": "stylegan-generator", "resolution": 32, "classes": []})

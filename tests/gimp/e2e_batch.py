@@ -143,6 +143,15 @@ for name, weights in {"ink": {"style-blend-ink": 1.0}, "sun": {"style-blend-sun"
     img6.delete()
 assert len({content, *gated.values()}) == 4, "the gated-gan styles and the blend gave identical pixels"
 
+# 8. StyleGAN Render (reads no layer) with the user's own generator: a new image at the generator's size.
+result = call("stylegan", img5, layer5, **{"seeds": "7", "output-mode": "new-image"})
+rendered = result.index(1)
+assert (rendered.get_width(), rendered.get_height()) == (32, 32), (rendered.get_width(), rendered.get_height())
+pixels = rendered.get_layers()[0].get_buffer().get(Gegl.Rectangle.new(0, 0, 32, 32), 1.0, "R'G'B' u8",
+                                                   Gegl.AbyssPolicy.CLAMP)
+assert len(set(pixels[i:i + 3] for i in range(0, len(pixels), 3))) > 50, "the rendered picture is nearly flat"
+rendered.delete()
+
 with open("/work/report.json", "w") as f:
     json.dump({"timings": timings, "float_inside_changed": changed_inside, "float_fractional": fractional}, f)
 for image in (img, img2, img3, img4, img5, created, style_img):

@@ -32,7 +32,8 @@ def register_weights(register):
 #: Tiny settings so a call takes a second or two on 2 CPU cores (argument names as in the PDB).
 PARAMS = {"gatys": {"iterations": 2, "max-size": 32},
           "adain": {"decoder": "adain-decoder-test", "max-size": 64, "style-size": 64},
-          "gated-gan": {"model": "gated-gan-mine"}, "stylegan": {"generator": "stylegan-mine"}}
+          "gated-gan": {"model": "gated-gan-mine"}, "stylegan": {"generator": "stylegan-mine"},
+          "stylegan-project": {"generator": "stylegan-mine", "steps": 2}}
 #: A user's own Gated-GAN model (as ``train gated-gan`` leaves it in the models folder): its styles must
 #: become the dialog's blend sliders.
 USER_STYLES = ("ink", "sun")

@@ -152,6 +152,13 @@ pixels = rendered.get_layers()[0].get_buffer().get(Gegl.Rectangle.new(0, 0, 32, 
 assert len(set(pixels[i:i + 3] for i in range(0, len(pixels), 3))) > 50, "the rendered picture is nearly flat"
 rendered.delete()
 
+# 9. StyleGAN Restyle on a layer: projected (2 steps), redrawn with a seed's fine styles, back at the layer's size.
+img7, layer7 = new_image(content)
+call("stylegan-project", img7, layer7, **{"style-seed": 5})
+restyled = layer7.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, RGBA, Gegl.AbyssPolicy.CLAMP)
+assert restyled != content and len(restyled) == len(content)
+img7.delete()
+
 with open("/work/report.json", "w") as f:
     json.dump({"timings": timings, "float_inside_changed": changed_inside, "float_fractional": fractional}, f)
 for image in (img, img2, img3, img4, img5, created, style_img):

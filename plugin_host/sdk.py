@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type che
     from .imaging.tiling import frozen_instance_norm
     from .losses import (content_loss, gram_matrix, gram_style_loss, mean_std, mean_std_style_loss,
                          total_variation_loss)
-    from .memory import large_blocks_mapped
+    from .memory import heap_kept, large_blocks_mapped
     from .optim import LBFGS
     from .testing import MethodConformance
     from .training import (DistributedInfo, ImageFolder, JsonlLog, TrainingRun, export_model, infinite_batches,
@@ -71,7 +71,7 @@ _LAZY: dict[str, str] = {
     "frozen_instance_norm": ".imaging.tiling",
     **dict.fromkeys(("content_loss", "gram_matrix", "gram_style_loss", "mean_std", "mean_std_style_loss",
                      "total_variation_loss"), ".losses"),
-    "large_blocks_mapped": ".memory",
+    **dict.fromkeys(("heap_kept", "large_blocks_mapped"), ".memory"),
     "LBFGS": ".optim",
     "MethodConformance": ".testing",
     **dict.fromkeys(("DistributedInfo", "ImageFolder", "JsonlLog", "TrainingRun", "export_model",

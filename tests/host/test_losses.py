@@ -126,3 +126,18 @@ def test_gradients_flow() -> None:
             + mean_std_style_loss(x, mean, std) + total_variation_loss(x))
     loss.backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gram_gradient_is_the_product_rule_s(channels_last: bool) -> None:
+    features = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    if channels_last:
+        features = features.contiguous(memory_format=torch.channels_last)
+    weights = torch.randn(2, 5, 5, dtype=torch.float64)
+    ours = features.clone().requires_grad_(True)
+    (gram_matrix(ours) * weights).sum().backward()
+    reference = features.clone().requires_grad_(True)
+    flat = reference.reshape(2, 5, 12)
+    ((flat @ flat.transpose(1, 2) / 60) * weights).sum().backward()
+    torch.testing.assert_close(ours.grad, reference.grad)
+    assert torch.autograd.gradcheck(gram_matrix, (features.clone().requires_grad_(True),))

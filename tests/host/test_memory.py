@@ -81,3 +81,35 @@ def test_unknown_memory_setting_is_a_one_line_usage_error(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: --memory: unknown value 'lots' (known: auto, low, high)"]
     assert not (tmp_path / "out.png").exists()
+
+
+HEAP_PROBE = """
+import ctypes
+from plugin_host.memory import _glibc, heap_kept
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+libc = _glibc()
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+
+def mapped(size):
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(size)
+    found = libc.mallinfo2().hblks > before
+    libc.free(block)
+    return found
+
+with heap_kept() as applied:
+    inside = mapped(64 << 20)
+print(applied, inside, mapped(64 << 20))
+"""
+
+
+@pytest.mark.skipif(_glibc() is None or not hasattr(_glibc(), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_heap_kept_maps_no_block_inside_the_block_only():
+    result = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "True"]

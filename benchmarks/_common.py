@@ -166,3 +166,23 @@ def run_child(args: list[str], timeout: float | None = None) -> dict[str, Any]:
         raise RuntimeError(f"benchmark child {shlex.join(args)} failed (exit {proc.returncode}):\n"
                            f"{proc.stderr[-4000:]}")
     return json.loads(lines[-1])
+
+
+def alternating_children(script: str, configs: dict[str, dict[str, Any]], rounds: int,
+                         timeout: float | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Each configuration of ``configs`` (label → child config) in a fresh child of ``script``, all of
+    them once per round for ``rounds`` rounds, so a slow spell of the machine hits every side alike."""
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in configs}
+    for round_number in range(max(1, rounds)):
+        for label, cfg in configs.items():
+            print(f"benchmark: round {round_number + 1}/{rounds} {label}: {json.dumps(cfg)}", file=sys.stderr,
+                  flush=True)
+            results[label].append(run_child([script, "--child", json.dumps(cfg)], timeout=timeout))
+    return results
+
+
+def median_summary(runs: list[dict[str, Any]], key: str = "seconds") -> dict[str, Any]:
+    """Median of ``key`` and of the peak RSS over the children of one configuration, with each child's value."""
+    return {key: statistics.median(r[key] for r in runs), f"{key}_per_child": [r[key] for r in runs],
+            "peak_rss_mib": statistics.median(r["peak_rss_mib"] for r in runs),
+            "peak_rss_mib_per_child": [r["peak_rss_mib"] for r in runs]}

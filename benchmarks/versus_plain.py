@@ -1,0 +1,248 @@
+"""Ours against a plain-PyTorch baseline of the same algorithm, in one run (the baselines: ``plain.py``).
+
+Usage: ``.venv/bin/python benchmarks/versus_plain.py [--methods gatys,adain,johnson] [--quick] ...`` (``--help``).
+Every configuration runs in a fresh child (this script with ``--child``), the baseline and each of
+our configurations once per round, ``--rounds`` (3) rounds, so both sides see the same machine;
+the figures are medians over the rounds and ``ratio`` is the baseline's time over ours (above 1:
+ours is faster). Prints one JSON document.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (CONTENT_IMAGE, REPO, STYLE_IMAGE, alternating_children, header, median_summary, peak_rss_mib,
+                     print_json, setup_environment, shared_dir, timed_calls)
+
+SCRIPT = str(Path(__file__).resolve())
+ENCODER_FILE = "vgg16-caffe-hed.pth"  # the default encoder, in <shared>/weights
+DECODER_FILE = REPO / "plugins/adain/weights/adain-decoder-vgg16-hed.pth"
+JOHNSON_MODEL = "perceptual-starry-night"
+JOHNSON_FILE = REPO / f"plugins/perceptual/weights/{JOHNSON_MODEL}.pth"
+ADAIN_STYLE_SIZE = 512  # the method's default style_size
+
+DEFAULTS = {"gatys": 512, "adain": 512, "johnson": 1024}
+QUICK = {"gatys": 64, "adain": 128, "johnson": 128}
+
+
+# -- child: one side, one configuration, in a fresh process ------------------------------------
+
+def image_tensor(path: Path, size: tuple[int, int]):
+    """``path`` resized (Lanczos) to ``size`` = (height, width), as a (1, 3, H, W) float tensor in 0..1."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB").resize((size[1], size[0]), Image.LANCZOS)
+    return torch.from_numpy(np.asarray(rgb, dtype=np.float32) / 255.0).permute(2, 0, 1)[None].contiguous()
+
+
+def long_side(path: Path, side: int) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+    factor = side / max(width, height)
+    return max(16, round(height * factor)), max(16, round(width * factor))
+
+
+def inputs(cfg: dict[str, Any], style_side: int):
+    shared = shared_dir()
+    content = image_tensor(shared / CONTENT_IMAGE, (cfg["size"], cfg["size"]))  # stretched to N×N
+    style = image_tensor(shared / STYLE_IMAGE, long_side(shared / STYLE_IMAGE, style_side))
+    return content, style
+
+
+def state_dict(path: Path) -> dict[str, Any]:
+    """A plain state dict, or the one inside one of our exports (``{"state_dict": ..., "metadata": ...}``)."""
+    import torch
+
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    return loaded["state_dict"] if "state_dict" in loaded else loaded
+
+
+def encoder_path() -> Path:
+    for folder in os.environ.get("PLUGIN_HOST_WEIGHTS_PATH", "").split(os.pathsep):
+        if folder and (Path(folder) / ENCODER_FILE).is_file():
+            return Path(folder) / ENCODER_FILE
+    sys.exit(f"benchmark: {ENCODER_FILE} not found on PLUGIN_HOST_WEIGHTS_PATH")
+
+
+def session(cfg: dict[str, Any]):
+    from plugin_host.runner import Session
+
+    return Session(device="cpu", seed=0, precision=cfg["precision"], memory=cfg.get("memory", "auto"))
+
+
+def gatys_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Median seconds per L-BFGS step over ``steps`` steps after ``warmup`` (dropped)."""
+    content, style = inputs(cfg, cfg["size"])
+    total = cfg["warmup"] + cfg["steps"]
+    if cfg["side"] == "plain":
+        from plain import PlainGatys, step_times
+
+        gatys = PlainGatys(state_dict(encoder_path()), content, style)
+        durations, losses = step_times(lambda on_step: gatys.run(total, on_step))
+        precision = "float32"
+    else:
+        from plugin_host.progress import Progress
+
+        class Marks(Progress):
+            def __init__(self) -> None:
+                super().__init__()
+                self.marks: list[float] = []
+                self.losses: list[float] = []
+
+            def _on_stage(self) -> None:
+                self.marks.append(time.perf_counter())
+
+            def _on_advance(self, n: int, info: dict[str, Any]) -> None:
+                self.marks.append(time.perf_counter())
+                self.losses.append(info.get("loss"))
+
+        ours = session(cfg)
+        images = {"content": content, "style": [style]}
+        ours.run("gatys", images, {"max_size": cfg["size"], "iterations": 1})  # loads the encoder
+        marks = Marks()
+        ours.run("gatys", images, {"max_size": cfg["size"], "iterations": total}, progress=marks)
+        durations = [b - a for a, b in zip(marks.marks, marks.marks[1:])]
+        losses = marks.losses
+        precision = str(ours.context.compute_dtype).removeprefix("torch.")
+    timed = durations[cfg["warmup"]:]
+    return {"seconds": statistics.median(timed), "steps_s": [round(t, 4) for t in durations],
+            "first_loss": losses[0], "last_loss": losses[-1], "precision": precision}
+
+
+def adain_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Median seconds of the whole call (encode style and content, AdaIN, decode) after a warm-up call."""
+    import torch
+
+    content, style = inputs(cfg, ADAIN_STYLE_SIZE)
+    if cfg["side"] == "plain":
+        from plain import VGG16, plain_adain, plain_decoder, plain_vgg, vgg_layer_index
+
+        encoder = plain_vgg(state_dict(encoder_path()), vgg_layer_index("relu4_1", VGG16) + 1)
+        decoder = plain_decoder(state_dict(DECODER_FILE))
+        call = lambda: plain_adain(encoder, decoder, content, style)  # noqa: E731
+        precision = "float32"
+    else:
+        ours = session(cfg)
+        call = lambda: ours.run("adain", {"content": content, "style": [style]}, {})  # noqa: E731
+        precision = str(ours.context.compute_dtype).removeprefix("torch.")
+    seconds, times = timed_calls(call, cfg["repeats"], lambda: None)
+    with torch.no_grad():
+        out = call()
+    rgb = out if isinstance(out, torch.Tensor) else out.rgb
+    return {"seconds": seconds, "calls_s": times, "precision": precision, "output_hw": list(rgb.shape[-2:])}
+
+
+def johnson_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Median seconds of one stylisation (the network on the whole picture) after a warm-up call."""
+    content, _ = inputs(cfg, 16)
+    if cfg["side"] == "plain":
+        from plain import PlainTransformerNet, plain_johnson
+
+        net = PlainTransformerNet().load_ours(state_dict(JOHNSON_FILE))
+        call = lambda: plain_johnson(net, content)  # noqa: E731
+        precision = "float32"
+    else:
+        ours = session(cfg)
+        call = lambda: ours.run("perceptual", {"content": content}, {"model": JOHNSON_MODEL})  # noqa: E731
+        precision = str(ours.context.compute_dtype).removeprefix("torch.")
+    seconds, times = timed_calls(call, cfg["repeats"], lambda: None)
+    return {"seconds": seconds, "calls_s": times, "precision": precision}
+
+
+CHILDREN = {"gatys": gatys_child, "adain": adain_child, "johnson": johnson_child}
+
+
+def child(cfg: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    result = CHILDREN[cfg["method"]](cfg)
+    return {**result, "torch_threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib(), 1),
+            "loadavg_after": os.getloadavg()[0]}
+
+
+# -- parent --------------------------------------------------------------------------------------
+
+def plan(method: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The baseline and our configurations of ``method``: label → child config."""
+    size = args.size or (QUICK if args.quick else DEFAULTS)[method]
+    common: dict[str, Any] = {"method": method, "size": size, "threads": args.threads}
+    if method == "gatys":
+        common.update(warmup=1, steps=args.steps or (2 if args.quick else 8))
+    else:
+        common.update(repeats=args.repeats or (1 if args.quick else 3))
+    configs = {"plain": {**common, "side": "plain"}}
+    for precision in args.precisions:
+        for memory in (args.memory if method == "gatys" else ["auto"]):
+            label = f"ours-{precision}" + (f"-memory-{memory}" if method == "gatys" else "")
+            configs[label] = {**common, "side": "ours", "precision": precision, "memory": memory}
+    return configs
+
+
+def compare(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    configs = plan(method, args)
+    runs = alternating_children(SCRIPT, configs, args.rounds)
+    summary = {label: {**median_summary(results), "precision": results[0]["precision"]}
+               for label, results in runs.items()}
+    plain = summary["plain"]["seconds"]
+    for label, entry in summary.items():
+        entry["ratio_plain_over_ours"] = round(plain / entry["seconds"], 3) if label != "plain" else 1.0
+    what = {"gatys": "seconds per L-BFGS step (median of the timed steps of a child)",
+            "adain": "seconds per whole call (encode style and content, AdaIN, decode; median of a child's calls)",
+            "johnson": "seconds per stylisation (median of a child's calls)"}[method]
+    return {"method": method, "size": configs["plain"]["size"], "measure": what, "summary": summary, "children": runs,
+            "configs": configs}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Ours against plain-PyTorch baselines (prints one JSON document).")
+    p.add_argument("--methods", default="gatys,adain,johnson", help="comma list of gatys, adain, johnson")
+    p.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, 1 round, few steps")
+    p.add_argument("--size", type=int, help="square side (default: gatys 512, adain 512, johnson 1024)")
+    p.add_argument("--precisions", default="fp32,auto", help="our precisions to measure (default fp32,auto)")
+    p.add_argument("--memory", default="low,high", help="Gatys: our --memory settings to measure (default low,high)")
+    p.add_argument("--rounds", type=int, help="alternations of all configurations (default 3; quick 1)")
+    p.add_argument("--steps", type=int, help="Gatys: timed L-BFGS steps per child after 1 warm-up (default 8)")
+    p.add_argument("--repeats", type=int, help="AdaIN/Johnson: timed calls per child after 1 warm-up (default 3)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads in every child (default: torch's)")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = set(args.methods) - set(CHILDREN)
+    if unknown:
+        p.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(CHILDREN)}")
+    args.precisions = [x for x in args.precisions.split(",") if x]
+    args.memory = [x for x in args.memory.split(",") if x]
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 3
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_environment()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))), flush=True)
+        return
+    doc: dict[str, Any] = {**header(), "quick": args.quick, "rounds": args.rounds,
+                           "baselines": "benchmarks/plain.py: plain nn.Sequential VGG16 / decoder / TransformerNet, "
+                                        "nn.MaxPool2d, torch.optim.LBFGS (torch's defaults, history 100), fp32, "
+                                        "the same weights as ours",
+                           "results": [compare(method, args) for method in args.methods]}
+    print_json(doc)
+
+
+if __name__ == "__main__":
+    main()

@@ -27,10 +27,13 @@ from torch import Tensor, nn
 
 from plugin_host.sdk import WeightsError, load_strict
 
-from .schema import NORMS, UPSAMPLES, WIDTHS
+from kornia.filters import filter2d
+from kornia.filters.kernels import get_pascal_kernel_2d
 
-__all__ = ["NORMS", "UPSAMPLES", "WIDTHS", "TransformerNet", "SuperResolutionNet", "apply_net", "build_net",
-           "load_transformer", "LEGACY_KEYS"]
+from .schema import DOWNSAMPLES, NORMS, UPSAMPLES, WIDTHS
+
+__all__ = ["DOWNSAMPLES", "NORMS", "UPSAMPLES", "WIDTHS", "TransformerNet", "SuperResolutionNet", "apply_net",
+           "build_net", "load_transformer", "blur_subsample", "LEGACY_KEYS"]
 
 #: Old PyTorch wrote running statistics for InstanceNorm; the published files still hold them.
 LEGACY_KEYS = r"in\d+\.running_(mean|var)$"
@@ -79,6 +82,12 @@ class UpsampleConv(nn.Module):
         return self.conv2d(x)
 
 
+def blur_subsample(x: Tensor) -> Tensor:
+    """Every second pixel of ``x`` after a 3×3 binomial blur with reflected borders (anti-aliased ×½)."""
+    kernel = get_pascal_kernel_2d(3, norm=True, device=x.device, dtype=x.dtype)
+    return filter2d(x, kernel[None], border_type="reflect")[..., ::2, ::2]
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
@@ -94,15 +103,21 @@ class ResidualBlock(nn.Module):
 class TransformerNet(nn.Module):
     """The style transformation network; module names follow the published checkpoints."""
 
-    def __init__(self, norm: str = "instance", upsample: str = "nearest", width: str = "full") -> None:
+    def __init__(self, norm: str = "instance", upsample: str = "nearest", width: str = "full",
+                 downsample: str = "strided") -> None:
         super().__init__()
         if width not in WIDTHS:
             raise ValueError(f"width: expected one of {tuple(WIDTHS)}, got {width!r}")
-        self.config = {"norm": norm, "upsample": upsample, "width": width}
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample: expected one of {DOWNSAMPLES}, got {downsample!r}")
+        self.config = {"norm": norm, "upsample": upsample, "width": width, "downsample": downsample}
         c1, c2, c3 = (round(c * WIDTHS[width]) for c in (32, 64, 128))
+        # Same weights either way; "blur" convolves at full rate and subsamples after the activation.
+        self.blur = downsample == "blur"
+        stride = 1 if self.blur else 2
         self.conv1, self.in1 = ConvLayer(3, c1, 9), _norm(norm, c1)
-        self.conv2, self.in2 = ConvLayer(c1, c2, 3, stride=2), _norm(norm, c2)
-        self.conv3, self.in3 = ConvLayer(c2, c3, 3, stride=2), _norm(norm, c3)
+        self.conv2, self.in2 = ConvLayer(c1, c2, 3, stride=stride), _norm(norm, c2)
+        self.conv3, self.in3 = ConvLayer(c2, c3, 3, stride=stride), _norm(norm, c3)
         for i in range(1, 6):
             self.add_module(f"res{i}", ResidualBlock(c3, norm))
         self.deconv1, self.in4 = UpsampleConv(c3, c2, mode=upsample), _norm(norm, c2)
@@ -115,13 +130,16 @@ class TransformerNet(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > 4 else "replicate")
         y = torch.relu(self.in1(self.conv1(x)))
-        y = torch.relu(self.in2(self.conv2(y)))
-        y = torch.relu(self.in3(self.conv3(y)))
+        y = self._down(torch.relu(self.in2(self.conv2(y))))
+        y = self._down(torch.relu(self.in3(self.conv3(y))))
         for i in range(1, 6):
             y = getattr(self, f"res{i}")(y)
         y = torch.relu(self.in4(self.deconv1(y)))
         y = torch.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)[..., :height, :width]
+
+    def _down(self, y: Tensor) -> Tensor:
+        return blur_subsample(y) if self.blur else y
 
 
 class SuperResolutionNet(nn.Module):
@@ -168,7 +186,7 @@ def apply_net(net: nn.Module, image: Tensor, clamp: bool = True) -> Tensor:
 
 def build_net(config: Mapping[str, Any]) -> nn.Module:
     """A network from a model file's metadata (``kind`` style or sr plus the constructor options)."""
-    options = {k: v for k, v in config.items() if k in ("norm", "upsample", "width", "scale", "channels",
+    options = {k: v for k, v in config.items() if k in ("norm", "upsample", "width", "downsample", "scale", "channels",
                                                          "blocks", "residual")}
     try:
         return SuperResolutionNet(**options) if config.get("kind") == "sr" else TransformerNet(**options)

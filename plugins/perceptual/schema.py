@@ -5,6 +5,9 @@ from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINI
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "bilinear", "transposed")
+#: "strided": stride-2 convolutions (the paper); "blur": stride-1 convolution, then a binomial blur
+#: before taking every second pixel (anti-aliased, so the network is closer to shift-equivariant).
+DOWNSAMPLES = ("strided", "blur")
 #: Channel multiplier of each network width.
 WIDTHS = {"full": 1.0, "half": 0.5}
 
@@ -71,9 +74,14 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
     ListParam("style_layers", "Style layers", "VGG layers of the style loss",
               ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), item=ChoiceParam("layer", choices=VGG_LAYERS)),
+    FloatParam("shift_weight", "Shift weight", "weight of the shift-equivariance loss: the network run on the "
+               "photo shifted by 1-3 px must give its output shifted alike (no pattern locked to the pixel grid)",
+               0.0, min=0.0, max=1e6),
     ChoiceParam("norm", "Normalisation", "instance normalisation gives cleaner styles", "instance", choices=NORMS),
     ChoiceParam("upsample", "Upsampling", "nearest + conv avoids checkerboard artefacts", "nearest",
                 choices=UPSAMPLES),
+    ChoiceParam("downsample", "Downsampling", "blur before subsampling (anti-aliased) or plain stride-2 "
+                "convolutions", "strided", choices=DOWNSAMPLES),
     ChoiceParam("width", "Width", "half width is about 3× faster at inference", "full", choices=tuple(WIDTHS)),
     *_COMMON_TRAINING,
 ), checks=(_style_given,))

@@ -91,7 +91,8 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
     with torch.no_grad():
         style_features = encoder(style)
         style_grams = {layer: gram_matrix(style_features[layer]) for layer in params.style_layers}
-    net = TransformerNet(norm=params.norm, upsample=params.upsample, width=params.width)
+    net = TransformerNet(norm=params.norm, upsample=params.upsample, width=params.width,
+                         downsample=params.downsample)
     with torch.no_grad():
         # Start from a mid-grey picture rather than black: VGG's ReLUs are mostly off on black, so the
         # content loss has little gradient and the first few hundred steps would learn only colour.
@@ -100,7 +101,8 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
             **net.config, "encoder": params.encoder, "style_name": style_file.stem,
             "thumbnail": _thumbnail(style), "description": f"fast style '{name}' trained on {style_file.name}",
             "content_layer": params.content_layer, "style_layers": list(params.style_layers),
-            "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop}
+            "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop,
+            "shift_weight": params.shift_weight}
 
     def loss_fn(model, photos):
         with ctx.autocast():
@@ -112,9 +114,33 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
         loss_s = sum(gram_style_loss(features[layer], style_grams[layer]) for layer in params.style_layers)
         loss_tv = total_variation_loss(output)
         loss = params.content_weight * loss_c + params.style_weight * loss_s + params.tv_weight * loss_tv
-        return loss, {"content": loss_c, "style": loss_s, "tv": loss_tv}, [photos, output]
+        parts = {"content": loss_c, "style": loss_s, "tv": loss_tv}
+        if params.shift_weight:
+            parts["shift"] = shift_equivariance_loss(model, photos, output, ctx)
+            loss = loss + params.shift_weight * parts["shift"]
+        return loss, parts, [photos, output]
 
     return net, card, loss_fn
+
+
+#: Pixels left out at each border when comparing shifted outputs (reflection padding differs there).
+SHIFT_MARGIN = 16
+
+
+def shift_equivariance_loss(model: torch.nn.Module, photos: torch.Tensor, output: torch.Tensor,
+                            ctx: RunContext) -> torch.Tensor:
+    """Mean squared difference, in grey levels, between the network's output for the photos shifted by
+    (dy, dx) (each 0-3, not both 0; not a multiple of the network's ×4 stride) and its output shifted alike.
+
+    A network with stride-2 stages can paint a pattern locked to its 4-px grid; such a pattern moves with
+    the grid, not with the picture, so this loss sees it; a style's texture that follows the picture does not.
+    """
+    dy, dx = divmod(int(torch.randint(1, 16, ())), 4)
+    with ctx.autocast():
+        moved = apply_net(model, photos[..., dy:, dx:], clamp=False).to(ctx.dtype)
+    margin = min(SHIFT_MARGIN, (min(moved.shape[-2:]) - 4) // 4)
+    inner = (..., slice(margin, moved.shape[-2] - margin), slice(margin, moved.shape[-1] - margin))
+    return F.mse_loss(moved[inner] * 255.0, output[..., dy:, dx:][inner] * 255.0)
 
 
 def train_sr(params: Params, ctx: RunContext) -> Path:

@@ -86,6 +86,39 @@ def test_style_network_keeps_any_size(width, upsample, norm, size):
     assert net(torch.rand(1, 3, *size) * 255).shape == (1, 3, *size)
 
 
+def test_blur_downsampling_keeps_any_size_and_the_published_keys():
+    from plugin_host_perceptual.net import TransformerNet
+
+    strided, blurred = TransformerNet(), TransformerNet(upsample="bilinear", downsample="blur")
+    blurred.load_state_dict(strided.state_dict())  # same weights: only where the stride happens differs
+    for size in [(33, 47), (5, 9)]:
+        assert blurred.eval()(torch.rand(1, 3, *size) * 255).shape == (1, 3, *size)
+
+
+def test_the_shift_loss_sees_a_pattern_locked_to_the_pixel_grid_and_not_the_picture():
+    from plugin_host_perceptual.train import shift_equivariance_loss
+
+    class Context:
+        dtype = torch.float32
+
+        def autocast(self):
+            import contextlib
+            return contextlib.nullcontext()
+
+    photos = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    lattice = 10 * (torch.cos(torch.pi / 2 * rows) + torch.cos(torch.pi / 2 * cols))  # ±20 grey levels, 4-px period
+
+    def grid_locked(x):  # 0..255 in and out, as the networks: the picture plus a pattern fixed to the grid
+        return x + lattice[:x.shape[-2], :x.shape[-1]]
+
+    for model, low, high in [(torch.nn.Identity(), 0.0, 1e-6), (grid_locked, 50.0, 1000.0)]:
+        output = model(photos * 255) / 255
+        for seed in range(8):  # shifts from (0, 1) to (3, 3)
+            torch.manual_seed(seed)
+            assert low <= shift_equivariance_loss(model, photos, output, Context()) <= high
+
+
 @pytest.mark.parametrize("scale", [4, 8])
 def test_sr_network_scales_odd_sizes(scale):
     from plugin_host_perceptual.net import SuperResolutionNet
@@ -217,7 +250,8 @@ def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, samples_dir
         values = {"content_dir": photos, "out": out, "iterations": iterations, "batch_size": 2, "crop": 32,
                   "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "resume": resume,
                   "learning_rate": 1e-3}
-        values.update({"style": style, "style_size": 64, "width": "half"} if method_name == "perceptual"
+        values.update({"style": style, "style_size": 64, "width": "half", "downsample": "blur", "upsample": "bilinear",
+                       "shift_weight": 1.0} if method_name == "perceptual"
                       else {"loss": "feature"})
         params = method.train_schema.validate(values, models=registry.model_names())
         method.resolve_train()(params, session.context)

@@ -209,20 +209,30 @@ def run(procedure, run_mode, image, drawables, config, data):
         if not inside:
             return fail(procedure, "the selection does not touch the layer: select part of it, or nothing")
         region = (x, y, w, h)
-    Gimp.progress_init(f"{title}: starting")
-    created = None
-    try:
+
+    def work():
         images, fmt = build_images(plan, drawable, region, image)
         keep_size = plan["output"] == "new-image"  # e.g. an upscaler's result at its own size
         body = phb_wire.encode_job(method["name"], plan["params"], images, blend=plan["blend"],
                                    output={"size": "result"} if keep_size else None)
         layout, pixels = call_host(body, ProgressReporter(title))
-        if keep_size:
-            created = image_from_result(layout, pixels, fmt, drawable, title)
-            if run_mode == Gimp.RunMode.INTERACTIVE:
-                Gimp.Display.new(created)
-        else:
+        if not keep_size:
             write_result(image, drawable, region, fmt, pixels, plan["output"] == "new-layer", title, lift)
+            return None
+        created = image_from_result(layout, pixels, fmt, drawable, title)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            Gimp.Display.new(created)
+        return created
+
+    return run_job(procedure, method, title, work)
+
+
+def run_job(procedure, method, title, work):
+    """``work()`` (talks to the host; returns the image it created, or None) under GIMP's progress bar.
+    Cancel, the host's errors and any failure of the bridge become the procedure's answer, never a crash."""
+    Gimp.progress_init(f"{title}: starting")
+    try:
+        created = work()
     except phb_client.Cancelled:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     except phb_client.HostError as err:
@@ -262,9 +272,8 @@ def run_generator(procedure, run_mode, image, config, method, title):
         return fail(procedure, f"{title}: open an image to add the result as a layer, or choose a new image",
                     Gimp.PDBStatusType.CALLING_ERROR)
     fmt = "R'G'B'A u8"
-    Gimp.progress_init(f"{title}: starting")
-    created = None
-    try:
+
+    def work():
         images = {name: [{"path": v} if kind == "file" else _style_pixels(v) for kind, v in chosen]
                   for name, chosen in plan["images"].items()}
         body = phb_wire.encode_job(method["name"], plan["params"], images, blend=plan["blend"],
@@ -272,21 +281,13 @@ def run_generator(procedure, run_mode, image, config, method, title):
         layout, pixels = call_host(body, ProgressReporter(title))
         if plan["output"] == "new-layer":
             add_layer(image, layout, pixels, fmt, title)
-        else:
-            created = image_from_result(layout, pixels, fmt, None, title)
-            if run_mode == Gimp.RunMode.INTERACTIVE:
-                Gimp.Display.new(created)
-    except phb_client.Cancelled:
-        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-    except phb_client.HostError as err:
-        return fail(procedure, f"{title}: {phb_args.error_message(method, err)}")
-    except Exception as err:  # never let GIMP see a crash: say what broke
-        return fail(procedure, f"{title}: the GIMP bridge failed: {type(err).__name__}: {err}")
-    finally:
-        Gimp.progress_end()
-    Gimp.displays_flush()
-    return Gimp.ValueArray.new_from_values([GObject.Value(Gimp.PDBStatusType, Gimp.PDBStatusType.SUCCESS),
-                                            GObject.Value(Gimp.Image, created)])
+            return None
+        created = image_from_result(layout, pixels, fmt, None, title)
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            Gimp.Display.new(created)
+        return created
+
+    return run_job(procedure, method, title, work)
 
 
 def add_layer(image, layout, pixels, fmt, title):

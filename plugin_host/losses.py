@@ -85,8 +85,8 @@ class _Gram(torch.autograd.Function):
     """Gram of features (bf16/fp16 ones summed and rounded in float32) with a one-product backward.
 
     Autograd through ``F Fᵀ`` computes the gradient as two products, one per factor, and adds them;
-    since both factors are ``F``, one product with the symmetrised gradient does: 10 % less time per
-    float32 Gatys step at 512². For reduced precision, autograd through ``features.float()`` would
+    since both factors are ``F``, one product with the symmetrised gradient does (about 10 % less time
+    per float32 Gatys step at 512² in a probe, benchmarks/results/*-gatys-fp32-variants-probe.json). For reduced precision, autograd through ``features.float()`` would
     also keep a float32 copy of every style layer for the backward pass (at 512² the relu1_1 copy
     alone is 64 MiB); this keeps only the features the network already holds.
     """

@@ -153,7 +153,8 @@ def child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()  # torch and plugin_host imported, nothing run yet
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
+                      memory=cfg.get("memory", "auto"))
     device = session.context.device
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     content, style = benchmark_images()
@@ -192,6 +193,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="network arithmetic, as `plugin_host run --precision` (default auto)")
+    p.add_argument("--memory", choices=("auto", "low", "high"), default="auto",
+                   help="memory/speed trade-off, as `plugin_host run --memory` (default auto)")
     g = p.add_argument_group("seconds per iteration and peak memory")
     g.add_argument("--sizes", type=int_list, help="max sides, comma-separated (default 256,512)")
     g.add_argument("--square", action="store_true",
@@ -227,7 +230,7 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def multiscale(device: str, args: argparse.Namespace) -> dict[str, Any]:
     common = {"kind": "to_target", "device": device, "size": args.size, "threads": args.threads,
-              "precision": args.precision,
+              "precision": args.precision, "memory": args.memory,
               "target_iterations": args.target_iterations, "max_iterations": args.max_iterations,
               "level_iterations": args.level_iterations, "repeats": args.multiscale_repeats}
     single = run_config({**common, "levels": 1})
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         doc["iterations"] = [run_config({"kind": "iterations", "device": device, "size": size, "square": args.square,
                                          "warmup": args.warmup, "iterations": args.iterations,
                                          "repeats": args.repeats, "threads": args.threads,
-                                         "precision": args.precision})
+                                         "precision": args.precision, "memory": args.memory})
                              for device in devices(args.device) for size in args.sizes]
     if args.what in ("all", "multiscale"):
         doc["multiscale"] = [multiscale(device, args) for device in devices(args.device)]

@@ -120,6 +120,58 @@ def gatys_child(cfg: dict[str, Any]) -> dict[str, Any]:
             "first_loss": losses[0], "last_loss": losses[-1], "precision": precision}
 
 
+def gatys_to_loss_child(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Seconds from the start of the optimisation until the loss is first at or below ``target`` (the baseline,
+    without a target, runs ``steps`` steps and its last loss becomes the round's target)."""
+    content, style = inputs(cfg, cfg["size"])
+    target = cfg.get("target")
+    if cfg["side"] == "plain":
+        from plain import PlainGatys, step_times
+
+        weights = state_dict(encoder_path())
+        PlainGatys(weights, content, style).run(1)  # warm-up, as ours gets: first allocations, L-BFGS's imports
+        gatys = PlainGatys(weights, content, style)
+        durations, losses = step_times(lambda on_step: gatys.run(cfg["steps"], on_step))
+        precision = "float32"
+    else:
+        from plugin_host.errors import Cancelled
+        from plugin_host.progress import CancelToken, Progress
+
+        cancel = CancelToken()
+
+        class StopAtTarget(Progress):
+            def __init__(self) -> None:
+                super().__init__()
+                self.marks: list[float] = []
+                self.losses: list[float] = []
+
+            def _on_advance(self, n: int, info: dict[str, Any]) -> None:
+                self.marks.append(time.perf_counter())
+                self.losses.append(info.get("loss"))
+                if info.get("loss") is not None and info["loss"] <= target:
+                    cancel.cancel()
+
+        ours = session(cfg)
+        images = {"content": content, "style": [style]}
+        ours.run("gatys", images, {"max_size": cfg["size"], "iterations": 1})  # loads the encoder
+        progress = StopAtTarget()
+        started = time.perf_counter()
+        try:
+            ours.run("gatys", images, {"max_size": cfg["size"], "iterations": 3 * cfg["steps"]}, progress=progress,
+                     cancel=cancel)
+        except Cancelled:
+            pass
+        marks = [started, *progress.marks]
+        durations, losses = [b - a for a, b in zip(marks, marks[1:])], progress.losses
+        precision = str(ours.context.compute_dtype).removeprefix("torch.")
+    goal = losses[-1] if target is None else target
+    hit = next((i for i, loss in enumerate(losses) if loss <= goal), None)
+    return {"seconds": sum(durations[:hit + 1]) if hit is not None else None, "steps": None if hit is None else hit + 1,
+            "target_loss": goal, "reached": hit is not None, "last_loss": losses[-1], "precision": precision,
+            "note": "ours includes computing the content and style targets inside Session.run; the baseline's are "
+                    "computed before its clock starts"}
+
+
 def adain_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """Median seconds of the whole call (encode style and content, AdaIN, decode) after a warm-up call."""
     import torch
@@ -160,7 +212,7 @@ def johnson_child(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": seconds, "calls_s": times, "precision": precision}
 
 
-CHILDREN = {"gatys": gatys_child, "adain": adain_child, "johnson": johnson_child}
+CHILDREN = {"gatys": gatys_child, "adain": adain_child, "johnson": johnson_child, "gatys-to-loss": gatys_to_loss_child}
 
 
 def child(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -206,6 +258,35 @@ def compare(method: str, args: argparse.Namespace) -> dict[str, Any]:
             "configs": configs}
 
 
+def compare_to_loss(args: argparse.Namespace) -> dict[str, Any]:
+    """Gatys time to a fixed loss: per round the baseline runs ``--to-loss`` steps, then each of ours runs
+    until its loss is at or below the baseline's last one (at most three times as many steps)."""
+    from _common import run_child
+
+    size = args.size or (QUICK if args.quick else DEFAULTS)["gatys"]
+    common = {"method": "gatys-to-loss", "size": size, "threads": args.threads, "steps": args.to_loss}
+    ours = {f"ours-{p}-memory-{m}": {**common, "side": "ours", "precision": p, "memory": m}
+            for p in args.precisions for m in args.memory}
+    runs: dict[str, list[dict[str, Any]]] = {"plain": [], **{label: [] for label in ours}}
+    for round_number in range(args.rounds):
+        print(f"benchmark: to-loss round {round_number + 1}/{args.rounds}", file=sys.stderr, flush=True)
+        runs["plain"].append(run_child([SCRIPT, "--child", json.dumps({**common, "side": "plain"})]))
+        target = runs["plain"][-1]["target_loss"]
+        for label, cfg in ours.items():
+            runs[label].append(run_child([SCRIPT, "--child", json.dumps({**cfg, "target": target})]))
+    summary = {}
+    for label, results in runs.items():
+        times = [r["seconds"] for r in results if r["reached"]]
+        summary[label] = {"seconds": statistics.median(times) if len(times) == len(results) else None,
+                          "seconds_per_child": [r["seconds"] for r in results],
+                          "steps_per_child": [r["steps"] for r in results], "precision": results[0]["precision"]}
+    plain = summary["plain"]["seconds"]
+    for label, entry in summary.items():
+        entry["ratio_plain_over_ours"] = round(plain / entry["seconds"], 3) if entry["seconds"] else None
+    return {"method": "gatys", "size": size, "measure": f"seconds to the loss the baseline has after {args.to_loss} "
+            "L-BFGS steps (single scale, the method's default schedule)", "summary": summary, "children": runs}
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Ours against plain-PyTorch baselines (prints one JSON document).")
     p.add_argument("--methods", default="gatys,adain,johnson", help="comma list of gatys, adain, johnson")
@@ -217,12 +298,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, help="Gatys: timed L-BFGS steps per child after 1 warm-up (default 8)")
     p.add_argument("--repeats", type=int, help="AdaIN/Johnson: timed calls per child after 1 warm-up (default 3)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads in every child (default: torch's)")
+    p.add_argument("--to-loss", type=int, metavar="STEPS",
+                   help="Gatys only: time to the loss the baseline reaches in STEPS steps, instead of time per step")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]
-    unknown = set(args.methods) - set(CHILDREN)
+    unknown = set(args.methods) - {"gatys", "adain", "johnson"}
     if unknown:
-        p.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(CHILDREN)}")
+        p.error(f"unknown method(s) {', '.join(sorted(unknown))}; choose from gatys, adain, johnson")
     args.precisions = [x for x in args.precisions.split(",") if x]
     args.memory = [x for x in args.memory.split(",") if x]
     if args.rounds is None:
@@ -240,7 +323,8 @@ def main(argv: list[str] | None = None) -> None:
                            "baselines": "benchmarks/plain.py: plain nn.Sequential VGG16 / decoder / TransformerNet, "
                                         "nn.MaxPool2d, torch.optim.LBFGS (torch's defaults, history 100), fp32, "
                                         "the same weights as ours",
-                           "results": [compare(method, args) for method in args.methods]}
+                           "results": [compare_to_loss(args)] if args.to_loss else
+                                      [compare(method, args) for method in args.methods]}
     print_json(doc)
 
 

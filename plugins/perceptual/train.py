@@ -22,9 +22,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from plugin_host.sdk import (ImageFolder, Params, RunContext, TrainingRun, content_loss, export_model, gram_matrix,
-                             gram_style_loss, load_image, resize_max_side, to_pil, total_variation_loss,
-                             user_model_path, write_card)
+from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, TrainingRun, content_loss,
+                             export_model, gram_matrix, gram_style_loss, load_image, load_model_export,
+                             resize_max_side, to_pil, total_variation_loss, user_model_path, write_card)
 
 from .degrade import degrade
 from .net import SuperResolutionNet, TransformerNet, apply_net
@@ -93,16 +93,19 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
         style_grams = {layer: gram_matrix(style_features[layer]) for layer in params.style_layers}
     net = TransformerNet(norm=params.norm, upsample=params.upsample, width=params.width,
                          downsample=params.downsample)
-    with torch.no_grad():
-        # Start from a mid-grey picture rather than black: VGG's ReLUs are mostly off on black, so the
-        # content loss has little gradient and the first few hundred steps would learn only colour.
-        net.deconv3.conv2d.bias.copy_(torch.tensor(_MEAN_RGB) * 255.0)
+    if params.start_from:
+        load_starting_weights(net, params.start_from, ctx)
+    else:
+        with torch.no_grad():
+            # Start from a mid-grey picture rather than black: VGG's ReLUs are mostly off on black, so the
+            # content loss has little gradient and the first few hundred steps would learn only colour.
+            net.deconv3.conv2d.bias.copy_(torch.tensor(_MEAN_RGB) * 255.0)
     card = {"name": name, "model_kind": STYLE_KIND, "architecture": "johnson-transformer", "kind": "style",
             **net.config, "encoder": params.encoder, "style_name": style_file.stem,
             "thumbnail": _thumbnail(style), "description": f"fast style '{name}' trained on {style_file.name}",
             "content_layer": params.content_layer, "style_layers": list(params.style_layers),
             "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop,
-            "shift_weight": params.shift_weight}
+            "shift_weight": params.shift_weight, "start_from": params.start_from or None}
 
     def loss_fn(model, photos):
         with ctx.autocast():
@@ -121,6 +124,22 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
         return loss, parts, [photos, output]
 
     return net, card, loss_fn
+
+
+def load_starting_weights(net: TransformerNet, name: str, ctx: RunContext) -> None:
+    """Copy the weights of ``name`` (an installed style model or a model file) into ``net``."""
+    path = ctx.weights.path(name) if name in ctx.registry.weights else Path(name)
+    if not path.is_file():
+        raise ParameterError("start_from", f"{name!r} is neither an installed style model nor a file",
+                             hint="`plugin_host weights list` shows the installed models")
+    state, metadata = load_model_export(path, "a perceptual style network", "give a model `train perceptual` wrote")
+    try:
+        net.load_state_dict({key: value.float() for key, value in state.items()})
+    except RuntimeError:
+        shape = {key: metadata.get(key) for key in ("norm", "width", "upsample")}
+        raise ParameterError("start_from", f"{name!r} is a network of another shape ({shape})",
+                             hint="train with its --norm and --width (and transposed upsampling only from "
+                                  "transposed)") from None
 
 
 #: Pixels left out at each border when comparing shifted outputs (reflection padding differs there).
@@ -146,8 +165,6 @@ def shift_equivariance_loss(model: torch.nn.Module, photos: torch.Tensor, output
 def train_sr(params: Params, ctx: RunContext) -> Path:
     factor = int(params.scale)
     if params.crop % factor:
-        from plugin_host.sdk import ParameterError
-
         raise ParameterError("crop", f"{params.crop} is not a multiple of the scale {factor}",
                              hint=f"use a crop such as {params.crop - params.crop % factor}")
     out, name = _output_path(params, f"perceptual-sr-x{factor}-{params.loss}")

@@ -270,6 +270,35 @@ def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, samples_dir
         assert card["style_name"] == style.stem and len(card["thumbnail"]) > 100
 
 
+def test_training_starts_from_a_given_network_and_refuses_one_of_another_shape(tmp_path, samples_dir,
+                                                                               default_encoder):
+    from plugin_host.sdk import ParameterError, load_model_export
+    from plugin_host.training import export_model
+    from plugin_host_perceptual.net import TransformerNet
+
+    photos = _photos(tmp_path / "photos")
+    start = TransformerNet(width="half")
+    export_model(tmp_path / "start.pth", start, {"kind": "style", **start.config})
+    registry = load_registry()
+    method = Session(registry=registry, device="cpu").method("perceptual")
+
+    def train(**values):
+        session = Session(registry=registry, device="cpu", seed=0, precision="fp32")
+        values = {"content_dir": photos, "style": samples_dir / "starry_night.jpg", "style_size": 64, "crop": 32,
+                  "batch_size": 1, "iterations": 1, "preview_every": 0, "width": "half", "learning_rate": 1e-7,
+                  **values}
+        method.resolve_train()(method.train_schema.validate(values, models=registry.model_names()), session.context)
+
+    train(out=tmp_path / "a.pth", start_from=str(tmp_path / "start.pth"))
+    trained, _ = load_model_export(tmp_path / "a.pth", "m", "")
+    for key, value in start.state_dict().items():  # one step at lr 1e-7: the starting weights, to fp16 precision
+        assert torch.allclose(trained[key].float(), value, atol=1e-2, rtol=1e-2), key
+    with pytest.raises(ParameterError, match="another shape"):
+        train(out=tmp_path / "b.pth", start_from=str(tmp_path / "start.pth"), width="full")
+    with pytest.raises(ParameterError, match="neither an installed style model nor a file"):
+        train(out=tmp_path / "c.pth", start_from=str(tmp_path / "missing.pth"))
+
+
 def test_sr_eval_psnr_matches_a_hand_computation():
     from plugin_host_perceptual.evaluate import y_metrics
 

@@ -78,8 +78,8 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
                "photo shifted by 1-3 px must give its output shifted alike (no pattern locked to the pixel grid)",
                0.0, min=0.0, max=1e6),
     StringParam("start_from", "Start from", "a style network to start from instead of random weights (an "
-                "installed model's name or a file of the same normalisation, width and upsampling kind), e.g. one "
-                "trained with --style-weight 0 to give the photo back", ""),
+                "installed model's name or a file of the same normalisation, width and upsampling kind), e.g. a "
+                "style to fine-tune with --shift-weight", ""),
     ChoiceParam("norm", "Normalisation", "instance normalisation gives cleaner styles", "instance", choices=NORMS),
     ChoiceParam("upsample", "Upsampling", "nearest + conv avoids checkerboard artefacts", "nearest",
                 choices=UPSAMPLES),

@@ -45,6 +45,43 @@ def test_styled_output_is_closer_to_the_style_than_the_content_is(style_method, 
     assert gram_distance(encoder, layers, out, style) < MAX_GRAM_RATIO * gram_distance(encoder, layers, content, style)
 
 
+@pytest.fixture(scope="module")
+def unseen_photos(shared_dir):
+    """The ten test photos (none is a training photo) at 320 px on the long side."""
+    paths = sorted((shared_dir / "images" / "content").glob("*.jpg"))
+    return [resize_max_side(load_image(path).rgb, 320) for path in paths]
+
+
+#: Shipped models known to miss the artefact bar, with what they reach (strict: the test fails when one passes).
+BELOW_THE_BAR = {
+    "perceptual-great-wave": "peak ≤ 3.5 on 8 of 10 photos after 1700 fine-tuning steps: amber.jpg and modern.jpg "
+                             "at 3.5–3.7 (as photos they score 3.62 and 3.43), the wave's own line pattern",
+}
+
+
+def _bar_cases():
+    return [pytest.param(card, marks=pytest.mark.xfail(reason=BELOW_THE_BAR[card["name"]], strict=True))
+            if card["name"] in BELOW_THE_BAR else card for card in shipped_cards("perceptual-style")]
+
+
+@pytest.mark.parametrize("card", _bar_cases(), ids=lambda c: c["name"])
+def test_no_pattern_locked_to_the_pixel_grid_and_the_content_kept(style_method, shared_dir, unseen_photos, card):
+    """The artefact and content bars of the trained-quality issue, on photos never used in training: ``peak``
+    at most 3.5 on 90 % of the outputs (the photos themselves reach 2.7–3.6) and the relu4_2 distance to the
+    photo at most 0.45 of the painting's, as a median."""
+    import statistics
+
+    from plugin_host.evaluation import CONTENT_LAYER, content_ratio, periodic_peak
+
+    painting = resize_max_side(load_image(style_file(shared_dir, card["style_name"])).rgb, 256)
+    encoder = style_method.session.context.load_encoder("vgg16-caffe-hed", (CONTENT_LAYER,))
+    outputs = [style_method(photo, model=card["name"]) for photo in unseen_photos]
+    peaks = [periodic_peak(out) for out in outputs]
+    assert sum(peak <= MAX_PEAK for peak in peaks) >= 0.9 * len(peaks), [round(p, 2) for p in peaks]
+    ratios = [content_ratio(encoder, out, photo, painting) for out, photo in zip(outputs, unseen_photos)]
+    assert statistics.median(ratios) <= MAX_CONTENT_RATIO, [round(r, 2) for r in ratios]
+
+
 @pytest.mark.parametrize("card", shipped_cards("perceptual-sr"), ids=lambda c: c["name"])
 def test_sr_model_on_set5_beats_bicubic_at_what_it_was_trained_for(shared_dir, card):
     from plugin_host.runner import Session
@@ -87,5 +124,8 @@ def feature_distances(files, card, session):
 # Measured with the shipped models (docs/make_perceptual_sheet.py, sr-eval): Gram distance ratio 0.07–0.27
 # for perceptual-starry-night on three photos; perceptual-sr-x4-pixel 29.38 dB on Set5 ×4, bicubic 28.63 dB.
 MAX_GRAM_RATIO = 0.5
+#: The issue's bars (not what a model happened to reach).
+MAX_PEAK = 3.5
+MAX_CONTENT_RATIO = 0.45
 MIN_SR_GAIN_DB = 0.5
 MAX_FEATURE_RATIO = 0.9

@@ -9,9 +9,10 @@ from plugin_host.memory import _glibc
 
 # In a fresh interpreter (a small heap with no free chunk of that size), whether a 1.5 MiB malloc
 # gets a mapping of its own (mallinfo2's hblks) inside the block, after it, and for 40 MiB.
-PROBE = """
+#: Whether a malloc of ``size`` got a mapping of its own (mallinfo2's hblks), for the probes below.
+MAPPED = """
 import ctypes
-from plugin_host.memory import _glibc, large_blocks_mapped
+from plugin_host.memory import _glibc, heap_kept, large_blocks_mapped
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
@@ -27,6 +28,9 @@ def mapped(size):
     found = libc.mallinfo2().hblks > before
     libc.free(block)
     return found
+"""
+
+PROBE = MAPPED + """
 
 with large_blocks_mapped(threshold_mib=1) as applied:
     inside = mapped(3 << 19)
@@ -83,24 +87,7 @@ def test_unknown_memory_setting_is_a_one_line_usage_error(tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
-HEAP_PROBE = """
-import ctypes
-from plugin_host.memory import _glibc, heap_kept
-
-class MallInfo2(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
-libc = _glibc()
-libc.mallinfo2.restype = MallInfo2
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-
-def mapped(size):
-    before = libc.mallinfo2().hblks
-    block = libc.malloc(size)
-    found = libc.mallinfo2().hblks > before
-    libc.free(block)
-    return found
+HEAP_PROBE = MAPPED + """
 
 with heap_kept() as applied:
     inside = mapped(64 << 20)

@@ -1,8 +1,10 @@
-"""Differentiable losses for style transfer: content, Gram style, mean/std style, total variation.
+"""Differentiable losses for style transfer: content, Gram style, mean/std style, total variation, shift equivariance.
 
 All functions take and return tensors; losses return 0-dim tensors averaged over the batch.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +17,7 @@ __all__ = [
     "gram_style_loss",
     "mean_std",
     "mean_std_style_loss",
+    "shift_equivariance_loss",
     "total_variation_loss",
 ]
 
@@ -198,3 +201,25 @@ def total_variation_loss(image: Tensor) -> Tensor:
     """
     _check_features(image, "image")
     return total_variation(image, reduction="sum").sum() / image.numel()
+
+
+def shift_equivariance_loss(network: Callable[[Tensor], Tensor], inputs: Tensor, outputs: Tensor,
+                            margin: int = 16, scale: float = 255.0) -> Tensor:
+    """How much a network's output is locked to its pixel grid rather than to the picture.
+
+    ``network`` is run on ``inputs`` shifted by (dy, dx) (each 0–3 from torch's generator, not both 0: not a
+    multiple of a ×4 stride) and compared, as a mean squared difference times ``scale``², with ``outputs``
+    (its output for the unshifted inputs, same size) shifted alike; ``margin`` pixels at each border are
+    left out (padding differs there, at most a quarter of the smaller side). A network with stride-2 stages
+    can paint a pattern that stays with its grid when the picture moves; such a pattern costs here, a texture
+    that follows the picture does not.
+
+    Args:
+        network: (B, C, H', W') → (B, C', H', W') for any size.
+        inputs: :math:`(B, C, H, W)`; outputs: :math:`(B, C', H, W)`, ``network(inputs)``.
+    """
+    dy, dx = divmod(int(torch.randint(1, 16, ())), 4)
+    moved = network(inputs[..., dy:, dx:])
+    margin = min(margin, (min(moved.shape[-2:]) - 4) // 4)
+    inner = (..., slice(margin, moved.shape[-2] - margin), slice(margin, moved.shape[-1] - margin))
+    return F.mse_loss(moved[inner].float() * scale, outputs[..., dy:, dx:][inner].float() * scale)

@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type che
                           tile_grid, tiled_apply, to_encoder_input, to_pil, ycbcr_to_rgb)
     from .imaging.tiling import frozen_instance_norm
     from .losses import (content_loss, gram_matrix, gram_style_loss, mean_std, mean_std_style_loss,
-                         total_variation_loss)
+                         shift_equivariance_loss, total_variation_loss)
     from .memory import heap_kept, large_blocks_mapped
     from .optim import LBFGS
     from .testing import MethodConformance
@@ -70,7 +70,7 @@ _LAZY: dict[str, str] = {
                      "tile_grid", "tiled_apply", "to_encoder_input", "to_pil", "ycbcr_to_rgb"), ".imaging"),
     "frozen_instance_norm": ".imaging.tiling",
     **dict.fromkeys(("content_loss", "gram_matrix", "gram_style_loss", "mean_std", "mean_std_style_loss",
-                     "total_variation_loss"), ".losses"),
+                     "shift_equivariance_loss", "total_variation_loss"), ".losses"),
     **dict.fromkeys(("heap_kept", "large_blocks_mapped"), ".memory"),
     "LBFGS": ".optim",
     "MethodConformance": ".testing",

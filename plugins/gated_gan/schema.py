@@ -99,6 +99,9 @@ TRAIN_SCHEMA = Schema(params=(
               "sees (DiffAugment), for collections of a few dozen paintings", True),
     FloatParam("content_weight", "Content weight", "weight of a perceptual content loss between photo and output "
                "(0 = the paper's losses only)", 0.0, min=0.0, max=1e4),
+    FloatParam("shift_weight", "Shift weight", "weight of the shift-equivariance loss (grey levels squared): the "
+               "stylised photo shifted by 1-3 px must be the stylisation of the shifted photo, so no pattern locks "
+               "to the pixel grid (0 = the paper's losses only)", 0.0, min=0.0, max=1e4),
     ChoiceParam("content_layer", "Content layer", "encoder layer of the content loss", "relu2_2",
                 choices=CONTENT_LAYERS),
     ModelParam("encoder", "Loss network", "VGG of the content loss", DEFAULT_ENCODER, model_kind="encoder"),

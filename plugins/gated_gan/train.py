@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from plugin_host.sdk import (ImageFolder, InputImageError, Params, RunContext, TrainingRun, content_loss,
-                             export_model, user_model_path, write_card)
+                             export_model, shift_equivariance_loss, user_model_path, write_card)
 
 from .net import Discriminator, Generator, from_network, init_weights, to_network
 from .schema import MODEL_KIND
@@ -195,7 +195,7 @@ def _train(params: Params, ctx: RunContext) -> Path:
                 "ndf": params.ndf, "crop": params.crop, "classifier_weight": params.classifier_weight,
                 "autoencoder_weight": params.autoencoder_weight, "tv_weight": params.tv_weight,
                 "real_target": params.real_target, "augment": params.augment,
-                "content_weight": params.content_weight,
+                "content_weight": params.content_weight, "shift_weight": params.shift_weight,
                 "content_layer": params.content_layer if params.content_weight else None}
     with TrainingRun(ctx, out, params, label="train gated-gan", metadata=settings) as run:
         generator = Generator(n_styles, params.ngf, params.decoder_blocks, params.upsample).to(run.device)
@@ -249,6 +249,13 @@ def _train(params: Params, ctx: RunContext) -> Path:
                 content = content_loss(encoder(from_network(stylised))[layer], wanted)
                 loss_g = loss_g + params.content_weight * content
                 parts["content"] = content
+            if params.shift_weight:
+                def stylise(shifted: Tensor) -> Tensor:
+                    with run.ctx.autocast():
+                        return model_g(shifted, gates[:batch]).float()
+
+                parts["shift"] = shift_equivariance_loss(stylise, photo, stylised, scale=127.5)  # −1..1: grey levels
+                loss_g = loss_g + params.shift_weight * parts["shift"]
             adam_g.zero_grad(set_to_none=True)
             loss_g.backward(inputs=g_params)  # D's parameters are left alone: D has its own step
             adam_g.step()

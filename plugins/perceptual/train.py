@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, TrainingRun, content_loss,
                              export_model, gram_matrix, gram_style_loss, load_image, load_model_export,
-                             resize_max_side, to_pil, total_variation_loss, user_model_path, write_card)
+                             resize_max_side, shift_equivariance_loss, to_pil, total_variation_loss, user_model_path,
+                             write_card)
 
 from .degrade import degrade
 from .net import SuperResolutionNet, TransformerNet, apply_net
@@ -108,8 +109,7 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
             "shift_weight": params.shift_weight, "start_from": params.start_from or None}
 
     def loss_fn(model, photos):
-        with ctx.autocast():
-            output = apply_net(model, photos, clamp=False).to(ctx.dtype)
+        output = _stylise(model, photos, ctx)
         features = encoder(output)
         with torch.no_grad():
             target = encoder(photos)[params.content_layer]
@@ -119,11 +119,16 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
         loss = params.content_weight * loss_c + params.style_weight * loss_s + params.tv_weight * loss_tv
         parts = {"content": loss_c, "style": loss_s, "tv": loss_tv}
         if params.shift_weight:
-            parts["shift"] = shift_equivariance_loss(model, photos, output, ctx)
+            parts["shift"] = shift_equivariance_loss(lambda x: _stylise(model, x, ctx), photos, output)
             loss = loss + params.shift_weight * parts["shift"]
         return loss, parts, [photos, output]
 
     return net, card, loss_fn
+
+
+def _stylise(model: torch.nn.Module, photos: torch.Tensor, ctx: RunContext) -> torch.Tensor:
+    with ctx.autocast():
+        return apply_net(model, photos, clamp=False).to(ctx.dtype)
 
 
 def load_starting_weights(net: TransformerNet, name: str, ctx: RunContext) -> None:
@@ -140,26 +145,6 @@ def load_starting_weights(net: TransformerNet, name: str, ctx: RunContext) -> No
         raise ParameterError("start_from", f"{name!r} is a network of another shape ({shape})",
                              hint="train with its --norm and --width (and transposed upsampling only from "
                                   "transposed)") from None
-
-
-#: Pixels left out at each border when comparing shifted outputs (reflection padding differs there).
-SHIFT_MARGIN = 16
-
-
-def shift_equivariance_loss(model: torch.nn.Module, photos: torch.Tensor, output: torch.Tensor,
-                            ctx: RunContext) -> torch.Tensor:
-    """Mean squared difference, in grey levels, between the network's output for the photos shifted by
-    (dy, dx) (each 0-3, not both 0; not a multiple of the network's ×4 stride) and its output shifted alike.
-
-    A network with stride-2 stages can paint a pattern locked to its 4-px grid; such a pattern moves with
-    the grid, not with the picture, so this loss sees it; a style's texture that follows the picture does not.
-    """
-    dy, dx = divmod(int(torch.randint(1, 16, ())), 4)
-    with ctx.autocast():
-        moved = apply_net(model, photos[..., dy:, dx:], clamp=False).to(ctx.dtype)
-    margin = min(SHIFT_MARGIN, (min(moved.shape[-2:]) - 4) // 4)
-    inner = (..., slice(margin, moved.shape[-2] - margin), slice(margin, moved.shape[-1] - margin))
-    return F.mse_loss(moved[inner] * 255.0, output[..., dy:, dx:][inner] * 255.0)
 
 
 def train_sr(params: Params, ctx: RunContext) -> Path:

@@ -141,3 +141,20 @@ def test_gram_gradient_is_the_product_rule_s(channels_last: bool) -> None:
     ((flat @ flat.transpose(1, 2) / 60) * weights).sum().backward()
     torch.testing.assert_close(ours.grad, reference.grad)
     assert torch.autograd.gradcheck(gram_matrix, (features.clone().requires_grad_(True),))
+
+
+def test_the_shift_loss_sees_a_pattern_locked_to_the_pixel_grid_and_not_the_picture():
+    from plugin_host.losses import shift_equivariance_loss
+
+    photos = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    rows, cols = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    lattice = (torch.cos(torch.pi / 2 * rows) + torch.cos(torch.pi / 2 * cols)) / 25.5  # ±20 grey levels, 4-px period
+
+    def grid_locked(x):  # the picture plus a pattern fixed to the pixel grid
+        return x + lattice[:x.shape[-2], :x.shape[-1]]
+
+    for network, low, high in [(lambda x: x, 0.0, 1e-6), (grid_locked, 50.0, 1000.0)]:
+        output = network(photos)
+        for seed in range(8):  # shifts from (0, 1) to (3, 3)
+            torch.manual_seed(seed)
+            assert low <= float(shift_equivariance_loss(network, photos, output)) <= high

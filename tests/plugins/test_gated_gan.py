@@ -288,7 +288,7 @@ def test_training_cancelled_midway_resumes_bit_identically(tmp_path, default_enc
     from plugin_host.training import load_checkpoint
 
     photos, styles = write_toy_data(tmp_path)
-    settings = {"iterations": 6, "checkpoint_every": 4, "content_weight": 1.0}  # the optional loss too
+    settings = {"iterations": 6, "checkpoint_every": 4, "content_weight": 1.0, "shift_weight": 1.0}  # optional losses too
     train(photos, styles, tmp_path / "straight.pth", **settings)
     token = CancelToken()
     with pytest.raises(Cancelled):

@@ -48,7 +48,7 @@ def test_published_checkpoint_loads_with_its_legacy_keys_dropped():
     state = {**random_state(PUBLISHED), **random_state(LEGACY)}
     net = load_transformer(state)
     assert isinstance(net, TransformerNet) and net.config == {"norm": "instance", "upsample": "nearest",
-                                                              "width": "full"}
+                                                              "width": "full", "downsample": "strided"}
     assert torch.equal(net.state_dict()["res3.conv2.conv2d.weight"], state["res3.conv2.conv2d.weight"])
     assert net(torch.rand(1, 3, 20, 28) * 255).shape == (1, 3, 20, 28)
 

@@ -114,7 +114,7 @@ def cmd_serve(args: argparse.Namespace, registry: Any, cancel: Any) -> int:
         serve_forever(server, path, idle_exit=args.idle_exit)
     except KeyboardInterrupt:  # a second Ctrl-C / SIGTERM while stopping: leave without waiting for the job
         remove_server_file(path, os.getpid())
-        return _leave(ExitCode.CANCELLED)
+        return _leave(ExitCode.CANCELLED, at_once=True)
     return _leave(ExitCode.CANCELLED if cancel.cancelled else ExitCode.OK)
 
 
@@ -132,14 +132,19 @@ def _check_options(args: argparse.Namespace) -> None:
         raise PluginHostError(f"--idle-exit {args.idle_exit:g} is out of range: use 0 (never) or more seconds")
 
 
-def _leave(code: int) -> int:
-    """``code``, unless a job's thread is still inside a method that ignored its cancel: the
-    interpreter's exit would then abort in C++ under that thread, so leave at once instead."""
+def _leave(code: int, at_once: bool = False) -> int:
+    """``code``, unless a job's thread is still inside a method that ignored its cancel, or ``at_once`` (a
+    second signal, which may land while that thread is ending): the interpreter's exit could then abort
+    in C++ under torch's threads (seen once in 2 CI runs under load), so leave at once instead."""
     from .jobs import WORKER_THREAD
 
-    if any(t.name == WORKER_THREAD and t.is_alive() for t in threading.enumerate()):
-        print("plugin_host serve: a cancelled job is still running; leaving without it", file=sys.stderr, flush=True)
+    running = any(t.name == WORKER_THREAD and t.is_alive() for t in threading.enumerate())
+    if running or at_once:
+        if running:
+            print("plugin_host serve: a cancelled job is still running; leaving without it", file=sys.stderr,
+                  flush=True)
         sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(code)
     return code
 

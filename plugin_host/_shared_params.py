@@ -5,7 +5,7 @@ TILE_SIZE))``); the SDK exports them. Standard library only.
 """
 from __future__ import annotations
 
-from .schema import BoolParam, ChoiceParam, IntParam
+from .schema import BoolParam, ChoiceParam, FloatParam, IntParam
 
 #: The colour modes of :func:`plugin_host.imaging.color.preserve_colors` and of :data:`PRESERVE_COLORS`.
 COLOR_MODES = ("none", "luminance", "histogram")
@@ -31,3 +31,13 @@ TRAINING_RUN_PARAMS = (
 )
 
 __all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE", "TRAINING_RUN_PARAMS"]
+
+
+def shift_weight_param(default: float = 0.0) -> FloatParam:
+    """The weight of :func:`plugin_host.losses.shift_equivariance_loss` in a trainer's schema, in grey levels²
+    (its default differs per method: the recipe that worked for each)."""
+    return FloatParam(
+        "shift_weight", "Shift weight",
+        "weight of the shift-equivariance loss (grey levels squared): the output for the photo shifted by "
+        "1-3 px must be the output shifted alike, so no pattern locks to the pixel grid (0 = off)",
+        default, min=0.0, max=1e6)

@@ -220,6 +220,9 @@ def shift_equivariance_loss(network: Callable[[Tensor], Tensor], inputs: Tensor,
     """
     dy, dx = divmod(int(torch.randint(1, 16, ())), 4)
     moved = network(inputs[..., dy:, dx:])
+    # A network that rounds sizes down to its stride (AdaIN's decoder: to 8) may return less than it was given.
+    reference = outputs[..., dy:dy + moved.shape[-2], dx:dx + moved.shape[-1]]
+    moved = moved[..., :reference.shape[-2], :reference.shape[-1]]
     margin = min(margin, (min(moved.shape[-2:]) - 4) // 4)
     inner = (..., slice(margin, moved.shape[-2] - margin), slice(margin, moved.shape[-1] - margin))
-    return F.mse_loss(moved[inner].float() * scale, outputs[..., dy:, dx:][inner].float() * scale)
+    return F.mse_loss(moved[inner].float() * scale, reference[inner].float() * scale)

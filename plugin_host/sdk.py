@@ -22,7 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from . import hookimpl
-from ._shared_params import COLOR_MODES, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS
+from ._shared_params import COLOR_MODES, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, shift_weight_param
 from .builtin_weights import DEFAULT_ENCODER
 from .context import RunContext
 from .errors import (Cancelled, ExitCode, InputImageError, MethodNotFound, ParameterError, PluginError,
@@ -84,6 +84,7 @@ __all__ = sorted([
     "hookimpl", "Method", "Command", "GIMP_MENUS", "DEFAULT_SUBMENU", "ImageInput", "Schema", "Param",
     "Params", "FloatParam", "IntParam", "BoolParam", "ChoiceParam", "StringParam", "PathParam", "ModelParam",
     "ListParam", "WeightsParam", "PRESERVE_COLORS", "TILE_SIZE", "COLOR_MODES", "TRAINING_RUN_PARAMS",
+    "shift_weight_param",
     # weights and models
     "WeightsEntry", "UrlSource", "PyPIWheelSource", "ZipMemberSource", "DEFAULT_ENCODER", "packaged_models",
     "package_model", "installed_models", "user_models_dir", "user_model_path", "check_model_name",

@@ -1,6 +1,7 @@
 """Inputs and parameters of AdaIN, for stylising and for training, declared once."""
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, FloatParam,
-                             ImageInput, IntParam, ModelParam, ParameterError, Params, PathParam, Schema, StringParam)
+                             ImageInput, IntParam, ModelParam, ParameterError, Params, PathParam, Schema, StringParam,
+                             shift_weight_param)
 
 DEFAULT_DECODER = "adain-decoder-vgg16-hed"
 DECODER_KIND = "adain-decoder"
@@ -59,6 +60,7 @@ TRAIN_SCHEMA = Schema(params=(
     IntParam("reconstruction_steps", "Reconstruction steps",
              "first train the decoder to give photos and paintings back from their own features (pixel + "
              "feature loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
+    shift_weight_param(),
     StringParam("start_from", "Start from", "a decoder to fine-tune (an installed decoder's name or a file); "
                 "empty: a random start", ""),
     *TRAINING_RUN_PARAMS,

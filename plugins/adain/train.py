@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, TrainingRun, channel_scales,
                              content_loss, export_model, infinite_batches, mean_std, mean_std_style_loss, normalise,
-                             write_card)
+                             shift_equivariance_loss, write_card)
 
 from .models import load_encoder, read_decoder_file
 from .schema import DECODER_KIND
@@ -38,7 +38,8 @@ def train(params: Params, ctx: RunContext) -> Path:
     metadata = {"method": "adain", "encoder": params.encoder, "architecture": encoder_entry.architecture,
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
                 "identity_weight": params.identity_weight, "normalize_features": params.normalize_features,
-                "reconstruction_steps": params.reconstruction_steps, "start_from": params.start_from or None}
+                "reconstruction_steps": params.reconstruction_steps, "shift_weight": params.shift_weight,
+                "start_from": params.start_from or None}
     with TrainingRun(ctx, out, params, label="train adain", metadata=metadata) as run:
         encoder = load_encoder(run.ctx, params.encoder)
         decoder = starting_decoder(run.ctx, params, encoder_entry.architecture).to(run.device)
@@ -85,6 +86,15 @@ def train(params: Params, ctx: RunContext) -> Path:
                          for layer in ENCODER_LAYERS)
             loss = loss_c + params.style_weight * loss_s
             parts = {"content": float(loss_c.detach()), "style": float(loss_s.detach())}
+            if params.shift_weight:
+                def stylise(shifted: torch.Tensor) -> torch.Tensor:
+                    with torch.no_grad():
+                        moved_target = adain(encode(encoder, shifted)["relu4_1"], *mean_std(style_features["relu4_1"]))
+                    with run.ctx.autocast():
+                        return model(moved_target).to(run.ctx.dtype)
+                loss_shift = shift_equivariance_loss(stylise, content, image)
+                loss = loss + params.shift_weight * loss_shift
+                parts["shift"] = float(loss_shift.detach())
             if params.identity_weight:
                 loss_id = F.mse_loss(decoded[len(target):], torch.cat([content, style]))
                 loss = loss + params.identity_weight * loss_id

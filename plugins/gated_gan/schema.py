@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, BoolParam, ChoiceParam,
                              FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params,
-                             PathParam, Schema, StringParam, WeightsParam, check_output_or_name)
+                             PathParam, Schema, StringParam, WeightsParam, check_output_or_name,
+                             shift_weight_param)
 
 MODEL_KIND = "gated-gan"
 #: The name the shipped model will have once it is trained (docs/gated-gan.md says how).
@@ -99,9 +100,7 @@ TRAIN_SCHEMA = Schema(params=(
               "sees (DiffAugment), for collections of a few dozen paintings", True),
     FloatParam("content_weight", "Content weight", "weight of a perceptual content loss between photo and output "
                "(0 = the paper's losses only)", 0.0, min=0.0, max=1e4),
-    FloatParam("shift_weight", "Shift weight", "weight of the shift-equivariance loss (grey levels squared): the "
-               "stylised photo shifted by 1-3 px must be the stylisation of the shifted photo, so no pattern locks "
-               "to the pixel grid (0 = the paper's losses only)", 0.0, min=0.0, max=1e4),
+    shift_weight_param(),
     ChoiceParam("content_layer", "Content layer", "encoder layer of the content loss", "relu2_2",
                 choices=CONTENT_LAYERS),
     ModelParam("encoder", "Loss network", "VGG of the content loss", DEFAULT_ENCODER, model_kind="encoder"),

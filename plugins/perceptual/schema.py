@@ -1,7 +1,8 @@
 """Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, ChoiceParam,
                              FloatParam, ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params,
-                             PathParam, Schema, StringParam, check_output_or_name)
+                             PathParam, Schema, StringParam, check_output_or_name,
+                             shift_weight_param)
 
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "bilinear", "transposed")
@@ -74,9 +75,7 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
     ListParam("style_layers", "Style layers", "VGG layers of the style loss",
               ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), item=ChoiceParam("layer", choices=VGG_LAYERS)),
-    FloatParam("shift_weight", "Shift weight", "weight of the shift-equivariance loss: the network run on the "
-               "photo shifted by 1-3 px must give its output shifted alike (no pattern locked to the pixel grid)",
-               0.0, min=0.0, max=1e6),
+    shift_weight_param(),
     StringParam("start_from", "Start from", "a style network to start from instead of random weights (an "
                 "installed model's name or a file of the same normalisation, width and upsampling kind), e.g. a "
                 "style to fine-tune with --shift-weight", ""),

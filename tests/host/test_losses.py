@@ -158,3 +158,16 @@ def test_the_shift_loss_sees_a_pattern_locked_to_the_pixel_grid_and_not_the_pict
         for seed in range(8):  # shifts from (0, 1) to (3, 3)
             torch.manual_seed(seed)
             assert low <= float(shift_equivariance_loss(network, photos, output)) <= high
+
+
+def test_the_shift_loss_compares_what_a_network_that_rounds_sizes_down_returns():
+    from plugin_host.losses import shift_equivariance_loss
+
+    photos = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def to_multiple_of_8(x):  # as AdaIN's decoder: 61 px in, 56 px out, aligned at the top left
+        return x[..., :x.shape[-2] // 8 * 8, :x.shape[-1] // 8 * 8]
+
+    for seed in range(8):
+        torch.manual_seed(seed)
+        assert float(shift_equivariance_loss(to_multiple_of_8, photos, to_multiple_of_8(photos))) == 0.0

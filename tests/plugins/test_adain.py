@@ -190,8 +190,8 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
 
 
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False},
-                                    {"reconstruction_steps": 3}],
-                         ids=["paper-normalised", "identity-raw", "reconstruction-first"])
+                                    {"reconstruction_steps": 3}, {"shift_weight": 0.05}],
+                         ids=["paper-normalised", "identity-raw", "reconstruction-first", "shift"])
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder, registry, losses):
     from PIL import Image
 
@@ -229,6 +229,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder,
     if "reconstruction_steps" not in losses:  # the two phases' losses are not comparable
         assert log[-1]["loss"] < log[0]["loss"], log
     assert ("identity" in log[-1]) == ("identity_weight" in losses)
+    assert ("shift" in log[-1]) == ("shift_weight" in losses)
 
 
 def test_training_can_start_from_a_decoder_of_the_same_shape(tmp_path, default_encoder, registry):

@@ -1,6 +1,8 @@
 """Inputs and parameters of the perceptual-loss methods (style and super-resolution), declared once."""
+import dataclasses
+
 from plugin_host.sdk import (DEFAULT_ENCODER, PRESERVE_COLORS, TILE_SIZE, TRAINING_RUN_PARAMS, ChoiceParam,
-                             FloatParam, ImageInput, IntParam, ListParam, ModelParam, ParameterError, Params,
+                             FloatParam, ImageInput, IntParam, ListParam, ModelParam, Param, ParameterError, Params,
                              PathParam, Schema, StringParam, check_output_or_name,
                              shift_weight_param)
 
@@ -49,6 +51,11 @@ _COMMON_TRAINING = (
 )
 
 
+def _with_defaults(params: tuple[Param, ...], **defaults: object) -> tuple[Param, ...]:
+    """``params`` with the defaults of some replaced (the same option, another method's usual value)."""
+    return tuple(dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p for p in params)
+
+
 def _style_given(params: Params) -> None:
     for name in ("style", "content_dir"):
         if params[name] is None:
@@ -63,19 +70,25 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     PathParam("out", "Output model", "where to write the model (default: your models folder, as NAME.pth)", None,
               must_exist=False),
     StringParam("name", "Name", "model name shown in menus (default: the style file's name)", ""),
-    IntParam("iterations", "Iterations", "training steps", 40000, min=1, max=10_000_000),
+    # The recipe of the shipped styles (docs/training-probes.md): 3000 steps of the paper's losses at 128 px,
+    # then 800 with the shift-equivariance loss, which removes the pattern those steps lock to the 4-px grid.
+    # With the shift loss from the first step a 2-px column pattern grew instead (6 of 10 photos in the bar).
+    IntParam("iterations", "Iterations", "training steps", 3800, min=1, max=10_000_000),
     IntParam("style_size", "Style size", "longest side the style image is read at", 256, min=32, max=4096),
     FloatParam("content_weight", "Content weight", "weight of the feature reconstruction loss", 1.0, min=0.0,
                max=1e6),
     # pytorch/examples weighs content 1e5 and style 1e10 with torchvision-scaled VGG features; the
     # default encoder's Caffe-scaled features are about 57 times larger, which multiplies the Gram
     # loss by 57^2 more than the content loss: the same balance is 1 to 1e5 / 57^2, about 30.
-    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 30.0, min=0.0, max=1e9),
+    FloatParam("style_weight", "Style weight", "weight of the Gram style loss", 10.0, min=0.0, max=1e9),
     FloatParam("tv_weight", "TV weight", "total-variation weight (smoothness)", 10.0, min=0.0, max=1e6),
     ChoiceParam("content_layer", "Content layer", "VGG layer of the content loss", "relu2_2", choices=VGG_LAYERS),
     ListParam("style_layers", "Style layers", "VGG layers of the style loss",
               ("relu1_2", "relu2_2", "relu3_3", "relu4_3"), item=ChoiceParam("layer", choices=VGG_LAYERS)),
-    shift_weight_param(),
+    shift_weight_param(5.0),
+    IntParam("shift_start", "Shift loss from step", "the step the shift-equivariance loss starts at: first the "
+             "network learns the style freely, then it unlearns what locks to its pixel grid (0 = from the start, "
+             "e.g. when fine-tuning with --start-from)", 3000, min=0, max=10_000_000),
     StringParam("start_from", "Start from", "a style network to start from instead of random weights (an "
                 "installed model's name or a file of the same normalisation, width and upsampling kind), e.g. a "
                 "style to fine-tune with --shift-weight", ""),
@@ -85,7 +98,7 @@ STYLE_TRAIN_SCHEMA = Schema(params=(
     ChoiceParam("downsample", "Downsampling", "blur before subsampling (anti-aliased) or plain stride-2 "
                 "convolutions", "strided", choices=DOWNSAMPLES),
     ChoiceParam("width", "Width", "half width is about 3× faster at inference", "full", choices=tuple(WIDTHS)),
-    *_COMMON_TRAINING,
+    *_with_defaults(_COMMON_TRAINING, batch_size=2, crop=128, resize_short=192),
 ), checks=(_style_given,))
 
 

@@ -49,7 +49,7 @@ def _thumbnail(image: torch.Tensor, side: int = 96) -> str:
 
 
 def _loop(run: TrainingRun, params: Params, net: torch.nn.Module, card: Mapping[str, Any],
-          loss_fn: Callable[[torch.nn.Module, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor], list]],
+          loss_fn: Callable[[torch.nn.Module, torch.Tensor, int], tuple[torch.Tensor, dict[str, torch.Tensor], list]],
           stream: int) -> Path:
     """What style and super-resolution training share: Adam on ``net``, one photo stream, the card."""
     net = net.to(run.device)
@@ -63,7 +63,7 @@ def _loop(run: TrainingRun, params: Params, net: torch.nn.Module, card: Mapping[
 
     def step(index: int) -> dict[str, float]:
         batch = next(photos).to(run.device)
-        loss, parts, preview = loss_fn(model, batch)
+        loss, parts, preview = loss_fn(model, batch, index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -106,9 +106,10 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
             "thumbnail": _thumbnail(style), "description": f"fast style '{name}' trained on {style_file.name}",
             "content_layer": params.content_layer, "style_layers": list(params.style_layers),
             "weights": [params.content_weight, params.style_weight, params.tv_weight], "crop": params.crop,
-            "shift_weight": params.shift_weight, "start_from": params.start_from or None}
+            "shift_weight": params.shift_weight, "shift_start": params.shift_start,
+            "start_from": params.start_from or None}
 
-    def loss_fn(model, photos):
+    def loss_fn(model, photos, index):
         output = _stylise(model, photos, ctx)
         features = encoder(output)
         with torch.no_grad():
@@ -118,7 +119,7 @@ def _style_task(params: Params, ctx: RunContext, style_file: Path, name: str) ->
         loss_tv = total_variation_loss(output)
         loss = params.content_weight * loss_c + params.style_weight * loss_s + params.tv_weight * loss_tv
         parts = {"content": loss_c, "style": loss_s, "tv": loss_tv}
-        if params.shift_weight:
+        if params.shift_weight and index >= params.shift_start:
             parts["shift"] = shift_equivariance_loss(lambda x: _stylise(model, x, ctx), photos, output)
             loss = loss + params.shift_weight * parts["shift"]
         return loss, parts, [photos, output]
@@ -167,7 +168,7 @@ def _sr_task(params: Params, ctx: RunContext, factor: int, name: str) -> tuple[t
             "blur_sigma": params.blur_sigma, "crop": params.crop,
             "description": f"×{factor} super-resolution, {params.loss} loss"}
 
-    def loss_fn(model, photos):
+    def loss_fn(model, photos, index):  # the same loss at every step
         low = degrade(photos, factor, params.blur_sigma)
         with ctx.autocast():
             output = apply_net(model, low, clamp=False).to(ctx.dtype)

@@ -227,7 +227,7 @@ def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, samples_dir
                   "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "resume": resume,
                   "learning_rate": 1e-3}
         values.update({"style": style, "style_size": 64, "width": "half", "downsample": "blur", "upsample": "bilinear",
-                       "shift_weight": 1.0} if method_name == "perceptual"
+                       "shift_weight": 1.0, "shift_start": 4} if method_name == "perceptual"
                       else {"loss": "feature"})
         params = method.train_schema.validate(values, models=registry.model_names())
         method.resolve_train()(params, session.context)
@@ -238,8 +238,11 @@ def test_tiny_training_lowers_the_loss_and_resumes_exactly(tmp_path, samples_dir
     resumed = train(8, tmp_path / "b.pth")
     for key, value in straight["models"]["net"].items():
         assert torch.equal(value, resumed["models"]["net"][key]), key
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
-    assert len(losses) == 8 and min(losses[-3:]) < losses[0], losses
+    log = [json.loads(line) for line in (tmp_path / "a.pth.log.jsonl").read_text().splitlines()]
+    losses = [record["loss"] for record in log]
+    assert len(losses) == 8 and min(losses[:4]) < losses[0], losses  # before the shift loss joins
+    if method_name == "perceptual":  # the shift loss starts at step 5 (index 4), after the resume at 3
+        assert ["shift" in record for record in log] == [False] * 4 + [True] * 4
     card = json.loads((tmp_path / "a.pth.json").read_text())
     assert card["steps"] == 8 and card["model_kind"].startswith("perceptual")
     if method_name == "perceptual":
@@ -315,7 +318,7 @@ def test_torchrun_ddp_style_training_on_cpu_with_two_processes(tmp_path, samples
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
          "-m", "plugin_host", "train", "perceptual", "--device", "cpu", "--style", style, "--style-size", "64",
          "--content-dir", photos, "--out", out, "--iterations", "2", "--batch-size", "1", "--crop", "32",
-         "--width", "half", "--shift-weight", "1", "--checkpoint-every", "2", "--log-every", "1", "--preview-every", "0",
+         "--width", "half", "--shift-weight", "1", "--shift-start", "0", "--checkpoint-every", "2", "--log-every", "1", "--preview-every", "0",
          "--quiet"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]

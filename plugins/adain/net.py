@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from plugin_host.sdk import VGGEncoder, VGG_CONFIGS, WeightsError, load_strict, mean_std
@@ -26,6 +27,7 @@ __all__ = [
     "adain",
     "blend_stats",
     "decoder_config",
+    "decoder_input",
     "encode",
     "load_adain_encoder",
     "load_decoder",
@@ -38,10 +40,16 @@ ENCODER_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 DECODER_ARCHITECTURES: tuple[str, ...] = ("vgg19", "vgg16", "adain-vgg19")
 
 _CFG_KEY = {"vgg16": "vgg16", "vgg19": "vgg19", "adain-vgg19": "vgg19"}
-#: Channels of relu4_1, the decoder's input, for every architecture.
-_FEATURE_CHANNELS = 512
+#: Channels of relu4_1, the decoder's input (besides the colour path's), for every architecture.
+FEATURE_CHANNELS = 512
 #: Output channels of the decoder's first conv at ``width=1`` (all architectures).
 _FIRST_WIDTH = 256
+#: The colour path (``Decoder(colour_path=True)``): the picture's 8×8 block means, as three more channels
+#: beside relu4_1 (AdaIN gives them the style's colour statistics like any other channel) ...
+COLOUR_CHANNELS = 3
+#: ... times this, about the root mean square of the default encoder's relu4_1 (10 on photos), so that
+#: both kinds of channel start on one footing in the first convolution.
+COLOUR_SCALE = 10.0
 
 #: Slices of the published normalised VGG19 ``nn.Sequential`` ending at each layer.
 _ADAIN_SLICES: dict[str, slice] = {
@@ -176,12 +184,12 @@ class Decoder(nn.Sequential):
         ValueError: unknown architecture or non-positive width.
     """
 
-    def __init__(self, architecture: str = "vgg19", width: float = 1.0) -> None:
+    def __init__(self, architecture: str = "vgg19", width: float = 1.0, colour_path: bool = False) -> None:
         plan = decoder_config(architecture)
         if not width > 0:
             raise ValueError(f"width must be positive, got {width}")
         modules: list[nn.Module] = []
-        channels = _FEATURE_CHANNELS
+        channels = FEATURE_CHANNELS + (COLOUR_CHANNELS if colour_path else 0)
         last = max(i for i, entry in enumerate(plan) if entry != "U")
         for i, entry in enumerate(plan):
             if entry == "U":
@@ -195,24 +203,31 @@ class Decoder(nn.Sequential):
         super().__init__(*modules)
         self.architecture: str = architecture
         self.width: float = float(width)
+        self.colour_path: bool = bool(colour_path)
 
     def forward(self, features: Tensor) -> Tensor:
         """Decode features.
 
         Args:
-            features: :math:`(B, 512, h, w)`, AdaIN output at ``relu4_1``.
+            features: :math:`(B, 512, h, w)`, AdaIN output at ``relu4_1``; with the colour path
+                :math:`(B, 515, h, w)`, the AdaIN output of :func:`decoder_input`.
 
         Returns:
-            :math:`(B, 3, 8h, 8w)`, roughly RGB in 0..1 (not clamped).
+            :math:`(B, 3, 8h, 8w)`, roughly RGB in 0..1 (not clamped). With the colour path the
+            convolutions add detail to the colour channels' picture, enlarged bilinearly.
         """
-        return super().forward(features)
+        out = super().forward(features)
+        if self.colour_path:
+            colours = features[:, FEATURE_CHANNELS:] / COLOUR_SCALE
+            out = out + F.interpolate(colours, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        return out
 
     def metadata(self) -> dict[str, Any]:
-        """``{"architecture", "width"}``: what :func:`load_decoder` needs to rebuild this decoder."""
-        return {"architecture": self.architecture, "width": self.width}
+        """``{"architecture", "width"}`` (and ``"colour_path": True``): what :func:`load_decoder` needs to rebuild it."""
+        return {"architecture": self.architecture, "width": self.width, **({"colour_path": True} if self.colour_path else {})}
 
     def extra_repr(self) -> str:
-        return f"architecture={self.architecture!r}, width={self.width}"
+        return f"architecture={self.architecture!r}, width={self.width}, colour_path={self.colour_path}"
 
 
 # --------------------------------------------------------------------------- published encoder
@@ -366,13 +381,30 @@ def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | No
                                "positive number", hint)
     else:
         architecture, width = _infer_decoder(state_dict)
-    decoder = Decoder(architecture, width)
+    first = state_dict.get("1.weight")
+    colour_path = bool(metadata.get("colour_path")) if metadata and "colour_path" in metadata else (
+        isinstance(first, Tensor) and first.ndim == 4 and first.shape[1] == FEATURE_CHANNELS + COLOUR_CHANNELS)
+    decoder = Decoder(architecture, width, colour_path=colour_path)
     label = architecture if width == 1 else f"{architecture}, width {width:g}"
     load_strict(decoder, state_dict, f"not an AdaIN decoder for {label}", hint)
     return decoder.eval()
 
 
 # --------------------------------------------------------------------------- encoding
+
+def decoder_input(encoder: VGGEncoder | AdainVGGEncoder, decoder: Decoder, image: Tensor) -> Tensor:
+    """What AdaIN normalises and ``decoder`` decodes: ``relu4_1`` of ``image``, and with the decoder's
+    colour path its 8×8 block means (times :data:`COLOUR_SCALE`) on the same grid.
+
+    The default encoder's relu4_1 carries the picture's colours weakly (a linear read-out explains a third
+    of the 8×8 block colours; docs/training-probes.md), so a decoder of relu4_1 alone must guess them.
+    """
+    features = encode(encoder, image)["relu4_1"]
+    if not decoder.colour_path:
+        return features
+    colours = F.adaptive_avg_pool2d(image.to(features.dtype), features.shape[-2:])  # 8×8 blocks at a multiple of 8
+    return torch.cat([features, colours * COLOUR_SCALE], 1)
+
 
 def encode(encoder: VGGEncoder | AdainVGGEncoder, image: Tensor) -> dict[str, Tensor]:
     """Features at :data:`ENCODER_LAYERS` from either kind of encoder.

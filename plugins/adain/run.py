@@ -15,9 +15,8 @@ from plugin_host.sdk import (InputImageError, Inputs, Params, RunContext, match_
                              pad_to_min_side, preserve_luminance, resize_max_side, resize_to, tiled_apply)
 
 from .models import load_models
-from .net import adain, encode
+from .net import adain, decoder_input
 
-FEATURE_LAYER = "relu4_1"
 STRIDE = 8  # three 2x poolings between the image and relu4_1
 ENCODE_CONTEXT = 64  # pixels of the neighbouring image around a tile while it is encoded
 # Decoded tiles overlap by 128 px and drop its outer quarter (32 px) on each side: the decoder sees about 3.25
@@ -39,7 +38,7 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     with torch.no_grad():
         for style in styles:
             ctx.cancel.raise_if_cancelled()
-            stats.append(mean_std(encode(encoder, style)[FEATURE_LAYER]))
+            stats.append(mean_std(decoder_input(encoder, decoder, style)))
             ctx.progress.advance()
     weights = torch.tensor(inputs.blend_weights("style"), device=content.device, dtype=content.dtype)
     masks = _masks(inputs, len(styles), original)
@@ -56,14 +55,15 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
             ctx.cancel.raise_if_cancelled()
             padded, (height, width) = _pad_to_stride(content)
             padded_masks = None if masks is None else _pad_to_stride(masks)[0]
-            out = stylise(encode(encoder, padded)[FEATURE_LAYER], regions=padded_masks)[..., :height, :width]
+            out = stylise(decoder_input(encoder, decoder, padded), regions=padded_masks)[..., :height, :width]
             ctx.progress.advance()
         else:
             # Padded to the stride and cut at multiples of it, every tile sees the same 8-px grid.
             padded, (height, width) = _pad_to_stride(content)
             tile = max(MIN_TILE, tile - tile % STRIDE)
             features, regions, sums = _encode_in_tiles(
-                encoder, padded, None if masks is None else _pad_to_stride(masks)[0], tile, ctx)
+                lambda image: decoder_input(encoder, decoder, image), padded,
+                None if masks is None else _pad_to_stride(masks)[0], tile, ctx)
             content_stats = [(m.to(ctx.device), s.to(ctx.device)) for m, s in _region_stats(sums, features.dtype)]
             channels = features.shape[1]
             stacked = features if masks is None else torch.cat([features, regions[:, 1:].to(features.dtype)], 1)
@@ -149,8 +149,8 @@ def _pad_to_stride(image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     return image, (height, width)
 
 
-def _encode_in_tiles(encoder, content: torch.Tensor, masks: torch.Tensor | None, tile: int, ctx: RunContext):
-    """The relu4_1 map of the whole ``content`` (padded to the stride; ``tile`` a multiple of it) on the CPU,
+def _encode_in_tiles(encode_fn, content: torch.Tensor, masks: torch.Tensor | None, tile: int, ctx: RunContext):
+    """The decoder's input map (``encode_fn``: relu4_1, with the colour path its colour channels) of the whole ``content`` (padded to the stride; ``tile`` a multiple of it) on the CPU,
     the region weights on its grid (:func:`_region_weights`) and their :func:`_weighted_sums`.
 
     Each tile is encoded with ``ENCODE_CONTEXT`` pixels of its neighbours around it and only its own
@@ -166,7 +166,7 @@ def _encode_in_tiles(encoder, content: torch.Tensor, masks: torch.Tensor | None,
             ctx.cancel.raise_if_cancelled()
             y0, x0 = max(0, top - ENCODE_CONTEXT), max(0, left - ENCODE_CONTEXT)
             y1, x1 = min(height, top + tile + ENCODE_CONTEXT), min(width, left + tile + ENCODE_CONTEXT)
-            encoded = encode(encoder, content[..., y0:y1, x0:x1].contiguous())[FEATURE_LAYER]
+            encoded = encode_fn(content[..., y0:y1, x0:x1].contiguous())
             bottom, right = min(height, top + tile), min(width, left + tile)
             own = encoded[..., (top - y0) // STRIDE:(bottom - y0) // STRIDE, (left - x0) // STRIDE:(right - x0) // STRIDE]
             if features is None:

@@ -61,6 +61,9 @@ TRAIN_SCHEMA = Schema(params=(
              "first train the decoder to give photos and paintings back from their own features (pixel + "
              "feature loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
     shift_weight_param(),
+    BoolParam("colour_path", "Colour path", "give the decoder the picture's 8x8 block colours beside relu4_1 "
+              "(AdaIN gives them the style's colour statistics); it adds detail to them, enlarged, instead of "
+              "guessing the colours from relu4_1, which the default encoder carries weakly", False),
     StringParam("start_from", "Start from", "a decoder to fine-tune (an installed decoder's name or a file); "
                 "empty: a random start", ""),
     *TRAINING_RUN_PARAMS,

@@ -29,7 +29,7 @@ from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, Tr
 
 from .models import load_encoder, read_decoder_file
 from .schema import DECODER_KIND
-from .net import ENCODER_LAYERS, Decoder, adain, encode, load_decoder
+from .net import COLOUR_CHANNELS, ENCODER_LAYERS, FEATURE_CHANNELS, Decoder, adain, decoder_input, encode, load_decoder
 
 
 def train(params: Params, ctx: RunContext) -> Path:
@@ -39,6 +39,7 @@ def train(params: Params, ctx: RunContext) -> Path:
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
                 "identity_weight": params.identity_weight, "normalize_features": params.normalize_features,
                 "reconstruction_steps": params.reconstruction_steps, "shift_weight": params.shift_weight,
+                "colour_path": params.colour_path,
                 "start_from": params.start_from or None}
     with TrainingRun(ctx, out, params, label="train adain", metadata=metadata) as run:
         encoder = load_encoder(run.ctx, params.encoder)
@@ -59,8 +60,9 @@ def train(params: Params, ctx: RunContext) -> Path:
             images = torch.cat([content, style])
             with torch.no_grad():
                 wanted = encode(encoder, images)
+                given = decoder_input(encoder, decoder, images)
             with run.ctx.autocast():
-                decoded = model(wanted["relu4_1"]).to(run.ctx.dtype)
+                decoded = model(given).to(run.ctx.dtype)
             got, wanted = normalise(encode(encoder, decoded), scales), normalise(wanted, scales)
             loss_pixel = F.mse_loss(decoded, images)
             loss_feature = sum(F.mse_loss(got[layer], wanted[layer]) for layer in RECONSTRUCTION_LAYERS)
@@ -70,18 +72,21 @@ def train(params: Params, ctx: RunContext) -> Path:
         def adain_losses(content: torch.Tensor, style: torch.Tensor) -> tuple[torch.Tensor, dict, torch.Tensor]:
             """Phase 2 (the paper's loss): AdaIN target at relu4_1, style mean/std at relu1_1 … relu4_1."""
             with torch.no_grad():
-                content_features = encode(encoder, content)
+                content_input = decoder_input(encoder, decoder, content)
+                style_input = decoder_input(encoder, decoder, style)
                 style_features = encode(encoder, style)
-                target = adain(content_features["relu4_1"], *mean_std(style_features["relu4_1"]))
-                decoder_input = target
+                style_stats = mean_std(style_input)
+                target = adain(content_input, *style_stats)
+                given = target
                 if params.identity_weight:  # one decoder call for the stylised and the identity images
-                    decoder_input = torch.cat([target, content_features["relu4_1"], style_features["relu4_1"]])
+                    given = torch.cat([target, content_input, style_input])
             with run.ctx.autocast():
-                decoded = model(decoder_input).to(run.ctx.dtype)
+                decoded = model(given).to(run.ctx.dtype)
             image = decoded[: len(target)]
             features = normalise(encode(encoder, image), scales)
             style_targets = normalise(style_features, scales)
-            loss_c = content_loss(features["relu4_1"], normalise({"relu4_1": target}, scales)["relu4_1"])
+            wanted = normalise({"relu4_1": target[:, :FEATURE_CHANNELS]}, scales)["relu4_1"]  # not the colours
+            loss_c = content_loss(features["relu4_1"], wanted)
             loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
                          for layer in ENCODER_LAYERS)
             loss = loss_c + params.style_weight * loss_s
@@ -89,7 +94,7 @@ def train(params: Params, ctx: RunContext) -> Path:
             if params.shift_weight:
                 def stylise(shifted: torch.Tensor) -> torch.Tensor:
                     with torch.no_grad():
-                        moved_target = adain(encode(encoder, shifted)["relu4_1"], *mean_std(style_features["relu4_1"]))
+                        moved_target = adain(decoder_input(encoder, decoder, shifted), *style_stats)
                     with run.ctx.autocast():
                         return model(moved_target).to(run.ctx.dtype)
                 loss_shift = shift_equivariance_loss(stylise, content, image)
@@ -130,7 +135,7 @@ RECONSTRUCTION_FEATURE_WEIGHT = 0.1
 
 def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Decoder:
     """A random decoder, or a copy of ``start_from`` (a registered decoder's name or a file) to fine-tune."""
-    decoder = Decoder(architecture, width=params.width)
+    decoder = Decoder(architecture, width=params.width, colour_path=params.colour_path)
     if not params.start_from:
         return decoder
     name = params.start_from
@@ -144,8 +149,27 @@ def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Deco
         raise ParameterError("start_from", f"{name!r} is a decoder for {loaded.architecture} at width "
                              f"{loaded.width:g}; this training builds {architecture} at width {params.width:g}",
                              hint="pick a decoder trained for the same encoder and --width")
-    decoder.load_state_dict(loaded.state_dict())
+    state = loaded.state_dict()
+    if loaded.colour_path != decoder.colour_path:
+        if loaded.colour_path:
+            raise ParameterError("start_from", f"{name!r} is a decoder with the colour path",
+                                 hint="add --colour-path, or start from a decoder without it")
+        state = with_colour_path(state)
+    decoder.load_state_dict(state)
     return decoder
+
+
+def with_colour_path(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A relu4_1-only decoder's weights for a decoder with the colour path: its first convolution takes
+    the colour channels with zero weights, and its last is zeroed, so it starts by giving back the colour
+    channels' picture and learns the detail to add (its inner layers keep what they learned)."""
+    state = dict(state)
+    first = state["1.weight"]
+    state["1.weight"] = torch.cat([first, first.new_zeros(first.shape[0], COLOUR_CHANNELS, *first.shape[2:])], 1)
+    last = max((key for key in state if key.endswith(".weight")), key=lambda key: int(key.split(".")[0]))
+    state[last] = torch.zeros_like(state[last])
+    state[last.replace("weight", "bias")] = torch.zeros_like(state[last.replace("weight", "bias")])
+    return state
 
 
 #: Images (from each of the content and style folders) the per-channel feature scales are measured on.

@@ -190,8 +190,9 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
 
 
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False},
-                                    {"reconstruction_steps": 3}, {"shift_weight": 0.05}],
-                         ids=["paper-normalised", "identity-raw", "reconstruction-first", "shift"])
+                                    {"reconstruction_steps": 3}, {"shift_weight": 0.05},
+                                    {"colour_path": True, "identity_weight": 20.0, "shift_weight": 0.05}],
+                         ids=["paper-normalised", "identity-raw", "reconstruction-first", "shift", "colour-path"])
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder, registry, losses):
     from PIL import Image
 
@@ -263,6 +264,48 @@ def test_training_can_start_from_a_decoder_of_the_same_shape(tmp_path, default_e
         train(tmp_path / "third.pth", start_from=str(tmp_path / "first.pth"), width=0.5)
     with pytest.raises(ParameterError, match="neither an installed decoder nor a file"):
         train(tmp_path / "fourth.pth", start_from="no-such-decoder")
+    train(tmp_path / "colour.pth", start_from=str(tmp_path / "first.pth"), colour_path=True, learning_rate=1e-7)
+    colour, metadata = read_decoder_file(tmp_path / "colour.pth")
+    assert metadata["colour_path"] and colour["1.weight"].shape[1] == 515
+    torch.testing.assert_close(colour["1.weight"][:, :512].float(), first["1.weight"].float(), atol=1e-3, rtol=0)
+    with pytest.raises(ParameterError, match="colour path"):
+        train(tmp_path / "fifth.pth", start_from=str(tmp_path / "colour.pth"))
+
+
+def test_the_colour_path_starts_from_the_enlarged_block_colours_and_tiles_without_seams(
+        tmp_path, default_encoder, samples_dir):
+    """A decoder given the colour path by ``with_colour_path`` gives back the picture's 8×8 block colours
+    enlarged (its strength-0 result, a blurred photo: far above the plain decoder's); and the whole run with
+    such a decoder, tiled and untiled, agree."""
+    from plugin_host.imaging.io import load_image
+    from plugin_host.imaging.resize import resize_to
+    from plugin_host.training import export_model
+    from plugin_host_adain.net import Decoder, load_decoder
+    from plugin_host_adain.train import with_colour_path
+
+    torch.manual_seed(0)
+    decoder = load_decoder(with_colour_path(Decoder("vgg16", width=0.25).state_dict()),
+                           {"architecture": "vgg16", "width": 0.25, "colour_path": True})
+    path = tmp_path / "adain-decoder-test.pth"
+    export_model(path, decoder, {"encoder": "vgg16-caffe-hed", **decoder.metadata()}, dtype=torch.float32)
+    entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
+                         extra={"encoder": "vgg16-caffe-hed"})
+    plugin = types.ModuleType("adain_colour_decoder")
+    plugin.register_weights = hookimpl(lambda register: register(entry))
+    session = Session(registry=load_registry(extra_plugins=[("adain_colour_decoder", plugin)]), device="cpu", seed=0)
+    photo = resize_to(load_image(samples_dir / "lighthouse.jpg").rgb, (256, 448))
+    raw = {"decoder": TEST_DECODER, "max_size": 0, "strength": 0.0}
+    back = session.run("adain", {"content": photo, "style": [photo]}, {**raw, "tile_size": 0}).rgb
+    blocks = torch.nn.functional.avg_pool2d(photo, 8)
+    enlarged = torch.nn.functional.interpolate(blocks, size=photo.shape[-2:], mode="bilinear", align_corners=False)
+    torch.testing.assert_close(back, enlarged.clamp(0, 1), atol=2 / 255, rtol=0)  # bf16 where the CPU has it: 1.5 levels
+    psnr = float(10 * torch.log10(1 / (back - photo).square().mean()))
+    assert psnr > 18, psnr  # the issue's bar for strength 0; the relu4_1-only decoders reach 10-14 dB
+    style = load_image(samples_dir / "starry_night.jpg").rgb
+    styled = {**raw, "strength": 1.0, "style_size": 128}
+    whole = session.run("adain", {"content": photo, "style": [style]}, {**styled, "tile_size": 0}).rgb
+    tiled = session.run("adain", {"content": photo, "style": [style]}, {**styled, "tile_size": 256}).rgb
+    assert float((whole - tiled).abs().max()) < 2 / 255
 
 
 @pytest.mark.slow

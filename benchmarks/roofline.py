@@ -70,15 +70,15 @@ def works(size: dict[str, int]) -> dict[str, Callable[[], Any]]:
     def random_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
         return {k: torch.randn(v.shape, generator=generator) * 0.01 for k, v in module.state_dict().items()}
 
-    vgg_cfg_state = random_state(_full_vgg())
+    vgg_state = random_state(_full_vgg())
     content = torch.rand(1, 3, size["gatys"], size["gatys"])
-    gatys = plain.PlainGatys(vgg_cfg_state, content, content.clone())
+    gatys = plain.PlainGatys(vgg_state, content, content.clone())
 
     def gatys_evaluation() -> None:
         image = gatys.image.detach().clone().requires_grad_(True)
         gatys.loss(image).backward()
 
-    encoder = plain.plain_vgg(vgg_cfg_state, plain.vgg_layer_index("relu4_1") + 1)
+    encoder = plain.plain_vgg(vgg_state, plain.vgg_layer_index("relu4_1") + 1)
     decoder = plain.plain_decoder(random_state(_decoder_shape()))
     adain_content = torch.rand(1, 3, size["adain"], size["adain"])
     adain_style = torch.rand(1, 3, 512, 404)  # starry_night.jpg at style size 512
@@ -158,7 +158,8 @@ def main() -> None:
                 "seconds": round(figures["seconds"], 3), "precision": precision,
                 "share_of_peak": round(entry["floor_seconds"][precision] / figures["seconds"], 2)}
         if "plain" in sides:
-            entry["largest_possible_fp32_ratio"] = round(sides["plain"]["seconds"] / entry["floor_seconds"]["float32"], 2)
+            floor = entry["floor_seconds"]["float32"]
+            entry["largest_possible_fp32_ratio"] = round(sides["plain"]["seconds"] / floor, 2)
         report["works"][method] = entry
     print_json(report)
 

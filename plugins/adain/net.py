@@ -223,8 +223,9 @@ class Decoder(nn.Sequential):
         return out
 
     def metadata(self) -> dict[str, Any]:
-        """``{"architecture", "width"}`` (and ``"colour_path": True``): what :func:`load_decoder` needs to rebuild it."""
-        return {"architecture": self.architecture, "width": self.width, **({"colour_path": True} if self.colour_path else {})}
+        """``{"architecture", "width"}`` (and ``"colour_path": True``): what :func:`load_decoder` needs."""
+        extra = {"colour_path": True} if self.colour_path else {}
+        return {"architecture": self.architecture, "width": self.width, **extra}
 
     def extra_repr(self) -> str:
         return f"architecture={self.architecture!r}, width={self.width}, colour_path={self.colour_path}"

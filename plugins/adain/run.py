@@ -150,8 +150,9 @@ def _pad_to_stride(image: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
 
 
 def _encode_in_tiles(encode_fn, content: torch.Tensor, masks: torch.Tensor | None, tile: int, ctx: RunContext):
-    """The decoder's input map (``encode_fn``: relu4_1, with the colour path its colour channels) of the whole ``content`` (padded to the stride; ``tile`` a multiple of it) on the CPU,
-    the region weights on its grid (:func:`_region_weights`) and their :func:`_weighted_sums`.
+    """The decoder's input map (``encode_fn``: relu4_1, with the colour path also its colours) of the whole
+    ``content`` (padded to the stride; ``tile`` a multiple of it) on the CPU, the region weights on its grid
+    (:func:`_region_weights`) and their :func:`_weighted_sums`.
 
     Each tile is encoded with ``ENCODE_CONTEXT`` pixels of its neighbours around it and only its own
     part of the result is kept: without them, the features along every tile's border (zero padding

@@ -29,7 +29,8 @@ from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, Tr
 
 from .models import load_encoder, read_decoder_file
 from .schema import DECODER_KIND
-from .net import COLOUR_CHANNELS, ENCODER_LAYERS, FEATURE_CHANNELS, Decoder, adain, decoder_input, encode, load_decoder
+from .net import (COLOUR_CHANNELS, ENCODER_LAYERS, FEATURE_CHANNELS, Decoder, adain, decoder_input, encode,
+                  load_decoder)
 
 
 def train(params: Params, ctx: RunContext) -> Path:

@@ -298,7 +298,7 @@ def test_the_colour_path_starts_from_the_enlarged_block_colours_and_tiles_withou
     back = session.run("adain", {"content": photo, "style": [photo]}, {**raw, "tile_size": 0}).rgb
     blocks = torch.nn.functional.avg_pool2d(photo, 8)
     enlarged = torch.nn.functional.interpolate(blocks, size=photo.shape[-2:], mode="bilinear", align_corners=False)
-    torch.testing.assert_close(back, enlarged.clamp(0, 1), atol=2 / 255, rtol=0)  # bf16 where the CPU has it: 1.5 levels
+    torch.testing.assert_close(back, enlarged.clamp(0, 1), atol=2 / 255, rtol=0)  # bf16 on this CPU: 1.5 levels
     psnr = float(10 * torch.log10(1 / (back - photo).square().mean()))
     assert psnr > 18, psnr  # the bar for strength 0; the relu4_1-only decoders reach 10-14 dB
     style = load_image(samples_dir / "starry_night.jpg").rgb

@@ -30,7 +30,7 @@ TRAINING_RUN_PARAMS = (
     IntParam("workers", "Data workers", "data-loading processes", 0, min=0, max=64),
 )
 
-__all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE", "TRAINING_RUN_PARAMS"]
+__all__ = ["COLOR_MODES", "PRESERVE_COLORS", "TILE_SIZE", "TRAINING_RUN_PARAMS", "shift_weight_param"]
 
 
 def shift_weight_param(default: float = 0.0) -> FloatParam:

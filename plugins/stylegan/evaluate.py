@@ -36,7 +36,8 @@ class PooledFeatures(nn.Module):
         if images.shape[-2:] != (self.side, self.side):
             images = F.interpolate(images.float(), size=(self.side, self.side), mode="bilinear",
                                    align_corners=False, antialias=True)
-        features = self.encoder(images)
+        # pictures come from wherever they were made (training pictures from the CPU): features on the encoder's device
+        features = self.encoder(images.to(next(self.encoder.parameters()).device))
         pooled = [features[name].float().mean((2, 3)) for name in FEATURE_LAYERS]
         return torch.cat([p / p.square().mean(1, keepdim=True).sqrt().clamp_min(1e-8) for p in pooled], dim=1)
 

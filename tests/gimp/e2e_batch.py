@@ -133,7 +133,7 @@ assert len(created.get_layers()) == 1 and created.get_layers()[0].has_alpha()
 # 7. Gated-GAN with the user's own model: its styles are sliders; each style, and a blend, restyles the layer.
 blend_args = sorted(a.name for a in PDB.lookup_procedure("plug-in-plugin-host-gated-gan").get_arguments()
                     if a.name.startswith("style-blend-"))
-assert blend_args == ["style-blend-ink", "style-blend-sun"], blend_args
+assert {"style-blend-ink", "style-blend-sun"} <= set(blend_args), blend_args  # with the shipped model's four
 gated = {}
 for name, weights in {"ink": {"style-blend-ink": 1.0}, "sun": {"style-blend-sun": 1.0},
                       "blend": {"style-blend-ink": 0.5, "style-blend-sun": 0.5}}.items():

@@ -41,7 +41,15 @@ def tiny_model_registry(folder: Path):
                          extra={"card": {"styles": list(STYLES)}})
     plugin = types.ModuleType("gated_gan_test_model")
     plugin.register_weights = hookimpl(lambda register: register(entry))
-    return load_registry(extra_plugins=[("gated_gan_test_model", plugin)])
+    # Without the shipped model: the method's style choices come from the built-in plugin's own models (shipped
+    # and the user's folder), so the test model's red and blue must not meet the shipped painters' names.
+    import plugin_host_gated_gan
+
+    shipped, plugin_host_gated_gan.SHIPPED = plugin_host_gated_gan.SHIPPED, folder / "nothing-shipped"
+    try:
+        return load_registry(extra_plugins=[("gated_gan_test_model", plugin)])
+    finally:
+        plugin_host_gated_gan.SHIPPED = shipped
 
 
 @pytest.fixture(scope="module")
@@ -114,8 +122,9 @@ def write_card(path: Path, card: dict) -> None:
 
 
 def test_the_users_models_give_the_choices_and_a_port_checkpoint_runs(model_folder, tmp_path, monkeypatch, capsys):
-    """A model trained here and a PyTorch-port checkpoint in the models folder: both models' styles are the
-    choices of --style (the port's card names none: its four collections), and the port file runs as it is."""
+    """A model trained here and a PyTorch-port checkpoint in the models folder: their styles join the shipped
+    model's as the choices of --style (the port's card names none: its four collections, the shipped model's
+    too), the shipped model stays the default, and the port file runs as it is."""
     from plugin_host.cli import main
 
     from test_gated_gan_net import port_state_dict
@@ -128,8 +137,9 @@ def test_the_users_models_give_the_choices_and_a_port_checkpoint_runs(model_fold
     write_card(folder / "port.pth", {"name": "port", "model_kind": "gated-gan"})
     monkeypatch.setenv("PLUGIN_HOST_MODELS", str(folder))
     schema = load_registry().method("gated-gan").schema
-    assert schema.get("style").choices == ("red", "blue", "cezanne", "monet", "ukiyoe", "vangogh")
-    assert schema.get("model").default == "mine"
+    assert schema.get("style").choices == ("cezanne", "monet", "ukiyoe", "vangogh", "red", "blue")
+    assert schema.get("model").default == "gated-gan-painters"
+    assert set(load_registry().model_names()["gated-gan"]) == {"gated-gan-painters", "mine", "port"}
 
     photo = tmp_path / "photo.png"
     Image.new("RGB", (40, 30), (200, 120, 40)).save(photo)
@@ -148,8 +158,10 @@ def test_the_users_models_give_the_choices_and_a_port_checkpoint_runs(model_fold
 
 
 def test_without_a_model_a_run_says_how_to_get_one_and_list_works(tmp_path, monkeypatch, capsys):
+    import plugin_host_gated_gan
     from plugin_host.cli import main
 
+    monkeypatch.setattr(plugin_host_gated_gan, "SHIPPED", tmp_path / "nothing-shipped")  # as a pack without weights
     monkeypatch.setenv("PLUGIN_HOST_MODELS", str(tmp_path / "empty"))
     photo = tmp_path / "photo.png"
     Image.new("RGB", (20, 20)).save(photo)

@@ -1,4 +1,4 @@
-"""The Gated-GAN quality bar: the collection classifier it is judged by."""
+"""The Gated-GAN quality bar: the collection classifier it is judged by, and the shipped model against it."""
 import statistics
 
 import pytest
@@ -37,3 +37,19 @@ def test_the_collection_classifier_places_each_painting_with_its_painter(shared_
             nearest = min(others, key=lambda c: statistics.median(descriptor_distance(held_out, d) for d in others[c]))
             hits += nearest == name
     assert hits / 200 >= 0.6
+
+
+def test_the_shipped_model_meets_its_bar_on_photos_it_never_saw(shared_dir):
+    """The 10 photos of images/content: used neither in training (datasets/content) nor to pick the shipped
+    checkpoint (the held-out tenth of datasets/content). All four gates and the identity gate, 256 px."""
+    from plugin_host.sdk import Session, image_files
+    from plugin_host_gated_gan.evaluate import BAR, evaluate
+
+    photos = image_files(shared_dir / "images" / "content")
+    assert len(photos) >= 10
+    report = evaluate(Session(device="cpu", seed=0).context, "gated-gan-painters", photos,
+                      shared_dir / "datasets" / "style", 256)
+    assert report["style_accuracy"] >= BAR["style_accuracy"], report["per_style"]
+    assert report["content_ratio_median"] <= BAR["content_ratio_median"]
+    assert report["peak_ok_share"] >= BAR["peak_ok_share"]
+    assert report["identity_psnr_mean"] > 18  # the identity gate gives the photo back, not a painting

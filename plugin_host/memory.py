@@ -21,6 +21,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -61,24 +62,35 @@ def large_blocks_mapped(threshold_mib: float = 1.0) -> Iterator[bool]:
             libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MAX_DYNAMIC_THRESHOLD)
 
 
+_heap_kept_lock = threading.Lock()
+_heap_kept_depth = 0  # nested or concurrent heap_kept blocks; the outermost one sets and restores
+
+
 @contextmanager
 def heap_kept() -> Iterator[bool]:
     """Inside the block, glibc maps no block of its own and keeps freed memory in its heap.
 
-    glibc maps every block over 32 MiB (at 512² VGG's first activations are 64 MiB) and unmaps it
-    when freed, so every optimisation step faults in and zeroes those pages again. Kept in the heap,
-    a step reuses the last step's pages: faster, at the cost of the heap's free space staying
-    resident until the block ends (then it is trimmed). Yields whether the setting took effect.
+    glibc maps every block over 32 MiB (at 512² VGG's first activations are 64 MiB, a 1024² picture
+    through a style network's first layers 128 MiB) and unmaps it when freed, so every optimisation
+    step, and every layer of a forward pass, faults in and zeroes those pages again. Kept in the heap,
+    the next tensor reuses the last one's pages: faster, at the cost of the heap's free space staying
+    resident until the block ends (then it is trimmed). Blocks may nest; the outermost one restores
+    glibc's settings. Yields whether the setting took effect.
     """
+    global _heap_kept_depth
     libc = _glibc()
-    applied = bool(libc and libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    with _heap_kept_lock:
+        _heap_kept_depth += 1
+        applied = bool(libc and libc.mallopt(_M_MMAP_MAX, 0) and libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
     try:
         yield applied
     finally:
-        if applied and libc is not None:
-            libc.mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)
-            libc.mallopt(_M_TRIM_THRESHOLD, 2 * _GLIBC_MAX_DYNAMIC_THRESHOLD)  # glibc's own pairing
-            libc.malloc_trim(0)
+        with _heap_kept_lock:
+            _heap_kept_depth -= 1
+            if applied and libc is not None and _heap_kept_depth == 0:
+                libc.mallopt(_M_MMAP_MAX, _GLIBC_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, 2 * _GLIBC_MAX_DYNAMIC_THRESHOLD)  # glibc's own pairing
+                libc.malloc_trim(0)
 
 
 # -- spending memory for speed ------------------------------------------------------------------

@@ -133,7 +133,8 @@ class Session:
             return img.rgb.to(device=device, dtype=dtype)
 
         tensors = {n: [to_device(i) for i in v] if isinstance(v, list) else to_device(v) for n, v in loaded.items()}
-        output = method.resolve_run()(Inputs(tensors, weights), params, ctx)
+        with ctx.memory_policy():
+            output = method.resolve_run()(Inputs(tensors, weights), params, ctx)
         ctx.progress.close()
         content = loaded[method.content_input.name] if method.content_input is not None else None
         return _finish(method, output, content)

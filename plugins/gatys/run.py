@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from plugin_host.sdk import (Inputs, LBFGS, Params, RunContext, content_loss, gram_matrix, gram_style_loss,
-                             heap_kept, large_blocks_mapped, load_image, match_color_statistics, pad_to_min_side,
+                             large_blocks_mapped, load_image, match_color_statistics, pad_to_min_side,
                              preserve_luminance, resize_max_side, resize_to, total_variation_loss)
 
 ADAM_LEARNING_RATE = 0.02
@@ -43,14 +43,15 @@ def run(inputs: Inputs, params: Params, ctx: RunContext) -> torch.Tensor:
     # Low memory: the max-pools recompute their indices in backward, and freed activations go back to
     # the system between steps instead of fragmenting the heap around the L-BFGS history (100–200 MiB
     # less at 512²); both cost time per step (benchmarks/README.md), so only where memory is short.
-    # Otherwise the pools keep their indices and every step reuses the heap pages of the last one.
+    # Otherwise the pools keep their indices and every step reuses the heap pages of the last one
+    # (the host's memory policy, RunContext.memory_policy, keeps them in the heap for every method).
     fast = ctx.spend_memory()
     encoder.keep_pool_indices(fast)
     if ctx.device.type == "cpu":
         # float32 steps are 6 % faster with channels-last activations (oneDNN; the weights' layout decides
         # theirs; benchmarks/README.md). bf16 networks are channels-last already; the image's gradient keeps its layout.
         encoder.to(memory_format=torch.channels_last)
-    with (heap_kept() if fast else large_blocks_mapped()) if ctx.device.type == "cpu" else nullcontext():
+    with large_blocks_mapped() if ctx.device.type == "cpu" and not fast else nullcontext():
         for level, size in enumerate(sizes):
             last = level == len(sizes) - 1
             level_content = resize_to(content, size) if size != tuple(content.shape[-2:]) else content

@@ -100,3 +100,48 @@ def test_heap_kept_maps_no_block_inside_the_block_only():
     result = subprocess.run([sys.executable, "-c", HEAP_PROBE], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False", "True"]
+
+
+NESTED_PROBE = MAPPED + """
+
+with heap_kept():
+    with heap_kept():
+        pass
+    inner_left = mapped(64 << 20)  # still kept: only the outermost block restores glibc's settings
+print(inner_left, mapped(64 << 20))
+"""
+
+
+@pytest.mark.skipif(_glibc() is None or not hasattr(_glibc(), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_heap_kept_blocks_nest():
+    result = subprocess.run([sys.executable, "-c", NESTED_PROBE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
+
+
+SESSION_PROBE = MAPPED + """
+import torch
+from plugin_host import Method
+from plugin_host.plugins import PluginInfo, RegisteredMethod, Registry
+from plugin_host.runner import Session
+from plugin_host.schema import ImageInput, Schema
+
+seen = []
+def run(inputs, params, ctx):
+    seen.append(mapped(64 << 20))
+    return inputs["content"]
+
+registry = Registry()
+probe = Method(name="probe", title="Probe", description="probe", inputs=(ImageInput("content", role="content"),), schema=Schema(()), run=run)
+registry.methods["probe"] = RegisteredMethod(probe, PluginInfo("probe", None, None))
+for memory in ("high", "low"):
+    Session(registry=registry, device="cpu", memory=memory).run("probe", {"content": torch.rand(1, 3, 8, 8)})
+print(*seen, mapped(64 << 20))
+"""
+
+
+@pytest.mark.skipif(_glibc() is None or not hasattr(_glibc(), "mallinfo2"), reason="needs glibc >= 2.33")
+def test_session_runs_methods_with_the_heap_kept_only_when_memory_may_be_spent():
+    result = subprocess.run([sys.executable, "-c", SESSION_PROBE], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True", "True"]

@@ -52,6 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - what _LAZY loads, spelt out for type che
     from .losses import (content_loss, gram_matrix, gram_style_loss, mean_std, mean_std_style_loss,
                          shift_equivariance_loss, total_variation_loss)
     from .memory import heap_kept, large_blocks_mapped
+    from . import nhwc
     from .optim import LBFGS
     from .testing import MethodConformance
     from .training import (DistributedInfo, ImageFolder, JsonlLog, TrainingRun, export_model, infinite_batches,
@@ -72,6 +73,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("content_loss", "gram_matrix", "gram_style_loss", "mean_std", "mean_std_style_loss",
                      "shift_equivariance_loss", "total_variation_loss"), ".losses"),
     **dict.fromkeys(("heap_kept", "large_blocks_mapped"), ".memory"),
+    "nhwc": ".nhwc",  # a module: channels-last inference helpers
     "LBFGS": ".optim",
     "MethodConformance": ".testing",
     **dict.fromkeys(("DistributedInfo", "ImageFolder", "JsonlLog", "TrainingRun", "export_model",
@@ -104,7 +106,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'plugin_host.sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __package__), name)
+    value = importlib.import_module(module, __package__)
+    if module != f".{name}":
+        value = getattr(value, name)
     globals()[name] = value  # later lookups skip this function
     return value
 

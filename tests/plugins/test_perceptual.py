@@ -95,6 +95,49 @@ def test_blur_downsampling_keeps_any_size_and_the_published_keys():
         assert blurred.eval()(torch.rand(1, 3, *size) * 255).shape == (1, 3, *size)
 
 
+def random_style_net(seed=0):
+    """The shipped configuration with random weights, instance norms' scales and shifts included."""
+    from plugin_host_perceptual.net import TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet().eval().requires_grad_(False)
+    for norm in (m for m in net.modules() if isinstance(m, torch.nn.InstanceNorm2d)):
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-0.5, 0.5)
+    return net
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 64), (1, 3, 37, 50), (2, 3, 20, 24), (1, 3, 8, 9)])
+def test_channels_last_inference_equals_the_module(shape):
+    net = random_style_net()
+    image = torch.rand(*shape) * 255
+    with torch.no_grad():
+        assert net.runs_channels_last(image)
+        expected, got = net(image), net.forward_channels_last(image)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.abs().max()))
+
+
+def test_channels_last_inference_is_taken_only_where_it_computes_the_same():
+    from plugin_host.imaging.tiling import frozen_instance_norm
+    from plugin_host.precision import compute_in
+    from plugin_host_perceptual.net import TransformerNet, apply_net
+
+    net, image = random_style_net(), torch.rand(1, 3, 32, 32)
+    calls = []
+    net.forward_channels_last = lambda x: calls.append(x.shape) or TransformerNet.forward_channels_last(net, x)
+    with torch.no_grad():
+        apply_net(net, image)
+        assert calls == [(1, 3, 32, 32)] and net.runs_channels_last(image)
+        assert not net.runs_channels_last(torch.rand(1, 3, 7, 32))  # below the networks' minimum side
+        assert not TransformerNet(upsample="bilinear").eval().runs_channels_last(image)
+        with frozen_instance_norm(net, image):  # tiles share statistics through hooks: the module path
+            assert not net.runs_channels_last(image)
+    assert not net.runs_channels_last(image)  # autograd on: training
+    with torch.no_grad():
+        assert not compute_in(random_style_net(), torch.bfloat16, torch.float32).runs_channels_last(image)
+
+
 @pytest.mark.parametrize("scale", [4, 8])
 def test_sr_network_scales_odd_sizes(scale):
     from plugin_host_perceptual.net import SuperResolutionNet

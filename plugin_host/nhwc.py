@@ -1,0 +1,103 @@
+"""Inference in channels-last buffers for networks of reflection-padded convolutions.
+
+On the CPU, oneDNN's float32 convolutions run 20–40 % faster on channels-last (NHWC) tensors,
+but torch's reflection padding, instance norm and upsampling hand back NCHW tensors, and a
+channels-last network then converts layouts around every convolution (a style network at 1024²
+ran slower in channels-last than in NCHW). Here every layer writes its output once, straight
+into the interior of the next convolution's padded NHWC buffer, whose border is then filled by
+reflection (a few rows and columns); instance norm takes two cheap reductions and one pass.
+
+Tensors here are NHWC-contiguous ``(N, H, W, C)``; :func:`conv` reads a padded buffer through
+its channels-last NCHW view and returns NHWC. Inference only: nothing keeps autograd history.
+Measured in ``benchmarks/versus_plain.py`` (perceptual-loss style networks).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["padded", "interior", "reflect_border", "pad_reflect", "conv", "instance_norm_into",
+           "upsample_nearest_into", "copy_into"]
+
+
+def padded(height: int, width: int, pad: int, like: Tensor) -> Tensor:
+    """An empty NHWC buffer for a ``height`` × ``width`` picture plus ``pad`` pixels on every side."""
+    n, channels = like.shape[0], like.shape[-1]
+    return like.new_empty(n, height + 2 * pad, width + 2 * pad, channels)
+
+
+def interior(buffer: Tensor, pad: int) -> Tensor:
+    """The view of ``buffer`` inside its ``pad``-wide border."""
+    if not pad:
+        return buffer
+    return buffer[:, pad:buffer.shape[1] - pad, pad:buffer.shape[2] - pad]
+
+
+def reflect_border(buffer: Tensor, pad: int) -> Tensor:
+    """Fill the ``pad``-wide border of ``buffer`` by reflecting its interior (as ``ReflectionPad2d``)."""
+    if not pad:
+        return buffer
+    height, width = buffer.shape[1] - 2 * pad, buffer.shape[2] - 2 * pad
+    if min(height, width) <= pad:
+        raise ValueError(f"reflection padding {pad} needs a picture larger than {pad} px, got {height}x{width}")
+    columns = slice(pad, pad + width)
+    buffer[:, :pad, columns] = buffer[:, pad + 1:2 * pad + 1, columns].flip(1)
+    buffer[:, pad + height:, columns] = buffer[:, height - 1:height - 1 + pad, columns].flip(1)
+    buffer[:, :, :pad] = buffer[:, :, pad + 1:2 * pad + 1].flip(2)
+    buffer[:, :, pad + width:] = buffer[:, :, width - 1:width - 1 + pad].flip(2)
+    return buffer
+
+
+def pad_reflect(x: Tensor, pad: int) -> Tensor:
+    """``x`` (NHWC) copied into a new buffer with a reflected ``pad``-wide border."""
+    buffer = padded(x.shape[1], x.shape[2], pad, x)
+    interior(buffer, pad).copy_(x)
+    return reflect_border(buffer, pad)
+
+
+def conv(buffer: Tensor, layer: nn.Conv2d) -> Tensor:
+    """``layer`` (unpadded) on the NHWC ``buffer``, computed channels-last; the result is NHWC-contiguous."""
+    out = F.conv2d(buffer.permute(0, 3, 1, 2), layer.weight, layer.bias, layer.stride, 0, layer.dilation,
+                   layer.groups)
+    return out.permute(0, 2, 3, 1)
+
+
+def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bool = False,
+                       residual: Tensor | None = None) -> Tensor:
+    """``norm(y)`` (then ReLU, then ``+ residual``) written into ``out``; ``y`` (NHWC) is overwritten.
+
+    Two passes for the statistics (the mean, then the variance of the centred values, which
+    cancellation cannot spoil) and one for the affine map; all of them reduce over the outer
+    dimensions of the channels-last data, which torch vectorises across channels.
+    """
+    n, channels = y.shape[0], y.shape[-1]
+    flat = y.view(n, -1, channels)
+    count = flat.shape[1]
+    mean = flat.sum(1, keepdim=True).div_(count)
+    flat.sub_(mean)
+    var = (flat * flat).sum(1, keepdim=True).div_(count)
+    scale = torch.rsqrt(var.add_(norm.eps)).view(n, 1, 1, channels)
+    if norm.affine:
+        scale.mul_(norm.weight.view(1, 1, 1, channels))
+        torch.addcmul(norm.bias.view(1, 1, 1, channels), y, scale, out=out)
+    else:
+        torch.mul(y, scale, out=out)
+    if relu:
+        out.clamp_min_(0)
+    if residual is not None:
+        out.add_(residual)
+    return out
+
+
+def upsample_nearest_into(x: Tensor, out: Tensor) -> Tensor:
+    """``x`` (NHWC) enlarged ×2 by nearest neighbour, written into ``out`` (twice its height and width)."""
+    n, height, width, channels = x.shape
+    out.unflatten(1, (height, 2)).unflatten(3, (width, 2)).copy_(
+        x[:, :, None, :, None, :].expand(n, height, 2, width, 2, channels))
+    return out
+
+
+def copy_into(x: Tensor, out: Tensor, relu: bool = False) -> Tensor:
+    """``x`` (or ``relu(x)``) written into ``out``, a view of the same shape, in one pass."""
+    return torch.clamp(x, min=0, out=out) if relu else out.copy_(x)

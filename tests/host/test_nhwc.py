@@ -1,0 +1,63 @@
+"""plugin_host.nhwc: each channels-last building block against the torch layer it replaces."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from plugin_host import nhwc
+
+
+def nhwc_of(x):
+    return x.permute(0, 2, 3, 1).contiguous()
+
+
+def nchw_of(x):
+    return x.permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("pad, size", [(1, (5, 7)), (4, (9, 6)), (4, (5, 5))])
+def test_reflected_border_equals_reflection_padding(pad, size):
+    x = torch.rand(2, 3, *size)
+    torch.testing.assert_close(nchw_of(nhwc.pad_reflect(nhwc_of(x), pad)), F.pad(x, (pad,) * 4, mode="reflect"),
+                               rtol=0, atol=0)
+
+
+def test_reflection_needs_a_picture_wider_than_the_border():
+    with pytest.raises(ValueError, match="larger than 4 px"):
+        nhwc.pad_reflect(torch.rand(1, 4, 9, 3), 4)
+
+
+def test_nearest_upsampling_into_a_padded_buffer():
+    x = torch.rand(1, 5, 6, 4)
+    buffer = nhwc.padded(10, 12, 1, x)
+    nhwc.upsample_nearest_into(x, nhwc.interior(buffer, 1))
+    torch.testing.assert_close(nchw_of(nhwc.interior(buffer, 1)), F.interpolate(nchw_of(x), scale_factor=2),
+                               rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_instance_norm_into_with_relu_and_residual(affine):
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(6, affine=affine)
+    if affine:
+        norm.weight.data.uniform_(0.5, 1.5)
+        norm.bias.data.uniform_(-1, 1)
+    x = torch.randn(2, 6, 9, 11) * 20 + 300  # a large mean: the variance must not cancel
+    residual = torch.randn(2, 9, 11, 6)
+    with torch.no_grad():
+        expected = norm(x)
+        for relu, res in [(False, None), (True, None), (False, residual)]:
+            out = torch.empty(2, 9, 11, 6)
+            nhwc.instance_norm_into(nhwc_of(x), norm, out, relu=relu, residual=res)
+            want = expected.clamp_min(0) if relu else expected
+            want = want + nchw_of(res) if res is not None else want
+            torch.testing.assert_close(nchw_of(out), want, rtol=0, atol=1e-4)
+
+
+def test_conv_reads_the_buffer_channels_last_and_returns_nhwc():
+    layer = torch.nn.Conv2d(4, 8, 3, stride=2)
+    x = torch.rand(1, 4, 11, 13)
+    with torch.no_grad():
+        got = nhwc.conv(nhwc.pad_reflect(nhwc_of(x), 1), layer)
+        expected = layer(F.pad(x, (1,) * 4, mode="reflect"))
+    assert got.is_contiguous()
+    torch.testing.assert_close(nchw_of(got), expected, rtol=1e-5, atol=1e-5)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plugin_host.sdk import VGGEncoder, VGG_CONFIGS, WeightsError, load_strict, mean_std
+from plugin_host.sdk import VGGEncoder, VGG_CONFIGS, WeightsError, load_strict, mean_std, nhwc
 
 __all__ = [
     "DECODER_ARCHITECTURES",
@@ -216,11 +216,39 @@ class Decoder(nn.Sequential):
             :math:`(B, 3, 8h, 8w)`, roughly RGB in 0..1 (not clamped). With the colour path the
             convolutions add detail to the colour channels' picture, enlarged bilinearly.
         """
-        out = super().forward(features)
+        fast = self.runs_channels_last(features)
+        out = self.forward_channels_last(features) if fast else super().forward(features)
         if self.colour_path:
             colours = features[:, FEATURE_CHANNELS:] / COLOUR_SCALE
             out = out + F.interpolate(colours, size=out.shape[-2:], mode="bilinear", align_corners=False)
         return out
+
+    def runs_channels_last(self, features: Tensor) -> bool:
+        """Whether the layers run in channels-last buffers (:mod:`plugin_host.nhwc`): inference in float32 on
+        the CPU, no hooks on any layer (bf16 casting uses them), a feature map of at least 2×2."""
+        return (not torch.is_grad_enabled() and features.device.type == "cpu" and features.dtype == torch.float32
+                and self[1].weight.dtype == torch.float32 and min(features.shape[-2:]) >= 2
+                and all(_plain_layer(m) for m in self)
+                and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()))
+
+    def forward_channels_last(self, features: Tensor) -> Tensor:
+        """The layers of this ``Sequential`` for inference, each writing straight into the next convolution's
+        padded channels-last buffer; equal to them up to float rounding, faster in float32 on the CPU."""
+        y, upsample, relu = features.permute(0, 2, 3, 1), False, False
+        for module in self:
+            if isinstance(module, nn.Upsample):
+                upsample = True
+            elif isinstance(module, nn.ReLU):
+                relu = True
+            elif isinstance(module, nn.Conv2d):
+                factor = 2 if upsample else 1
+                buffer = nhwc.padded(y.shape[1] * factor, y.shape[2] * factor, 1, y)
+                if upsample:
+                    nhwc.upsample_nearest_into(y.clamp_min_(0) if relu else y, nhwc.interior(buffer, 1))
+                else:
+                    nhwc.copy_into(y, nhwc.interior(buffer, 1), relu=relu)
+                y, upsample, relu = nhwc.conv(nhwc.reflect_border(buffer, 1), module), False, False
+        return y.permute(0, 3, 1, 2)
 
     def metadata(self) -> dict[str, Any]:
         """``{"architecture", "width"}`` (and ``"colour_path": True``): what :func:`load_decoder` needs."""
@@ -232,6 +260,17 @@ class Decoder(nn.Sequential):
 
 
 # --------------------------------------------------------------------------- published encoder
+
+def _plain_layer(module: nn.Module) -> bool:
+    """One of the layers :meth:`Decoder.forward_channels_last` knows, with the settings it assumes."""
+    if isinstance(module, nn.ReflectionPad2d):
+        return tuple(module.padding) == (1, 1, 1, 1)
+    if isinstance(module, nn.Conv2d):
+        return module.kernel_size == (3, 3) and module.stride == (1, 1) and module.padding == (0, 0)
+    if isinstance(module, nn.Upsample):
+        return module.mode == "nearest" and module.scale_factor in (2, 2.0) and module.size is None
+    return type(module) is nn.ReLU
+
 
 class AdainVGGEncoder(nn.Module):
     """The published normalised VGG19 of AdaIN (``vgg_normalised.pth``) up to ``relu4_1``, frozen.

@@ -57,6 +57,46 @@ class TestAdainConformance(MethodConformance):
         return tiny_decoder_registry(Path(tempfile.gettempdir()))
 
 
+def test_style_statistics_are_remembered_by_the_styles_pixels_for_a_few_styles():
+    from collections import OrderedDict
+
+    from plugin_host_adain.run import STYLE_STATS_KEPT, _style_stats
+
+    computed, remembered = [], OrderedDict()
+
+    def compute(style):
+        computed.append(style.clone())
+        return style.mean(), style.std()
+
+    style = torch.rand(1, 3, 16, 16)
+    first = _style_stats(style, remembered, compute)
+    assert _style_stats(style.clone(), remembered, compute) is first and len(computed) == 1
+    changed = style.clone()
+    changed[0, 0, 3, 3] += 1 / 255
+    _style_stats(changed, remembered, compute)
+    assert len(computed) == 2
+    for i in range(STYLE_STATS_KEPT + 4):
+        _style_stats(torch.full((1, 3, 4, 4), float(i)), remembered, compute)
+    assert len(remembered) == STYLE_STATS_KEPT
+    _style_stats(style, remembered, compute)  # forgotten: the least recently used went first
+    assert len(computed) == 2 + STYLE_STATS_KEPT + 4 + 1
+
+
+def test_a_second_run_with_the_same_style_skips_its_encoding_and_gives_the_same_picture(registry, default_encoder,
+                                                                                          tiny_image, monkeypatch):
+    from plugin_host_adain import run as adain_run
+
+    session = Session(registry=registry, device="cpu", seed=0)
+    images = {"content": tiny_image, "style": [tiny_image.flip(-1)]}
+    first = session.run("adain", images, {"decoder": TEST_DECODER}).rgb
+    calls = []
+    original = adain_run.decoder_input
+    monkeypatch.setattr(adain_run, "decoder_input", lambda *args: calls.append(args[2].shape) or original(*args))
+    second = session.run("adain", images, {"decoder": TEST_DECODER}).rgb
+    assert len(calls) == 1  # the content only
+    torch.testing.assert_close(second, first, rtol=0, atol=0)
+
+
 def test_global_content_statistics_override_the_tiles_own():
     from plugin_host_adain.net import adain
 

@@ -207,3 +207,30 @@ def test_encode_works_with_both_encoders(kind):
 def test_encode_rejects_an_encoder_without_the_layers():
     with pytest.raises(ValueError, match="relu4_1"):
         encode(VGGEncoder("vgg16", layers=["relu1_1"]), torch.rand(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("architecture, colour_path", [("vgg16", False), ("vgg19", False), ("vgg16", True)])
+@pytest.mark.parametrize("size", [(9, 7), (2, 3)])
+def test_channels_last_decoding_equals_the_sequential(architecture, colour_path, size):
+    torch.manual_seed(0)
+    decoder = Decoder(architecture, width=0.25, colour_path=colour_path).eval()
+    features = torch.rand(2, 512 + (3 if colour_path else 0), *size)
+    with torch.no_grad():
+        assert decoder.runs_channels_last(features)
+        expected = torch.nn.Sequential.forward(decoder, features)
+        got = decoder.forward_channels_last(features)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_channels_last_decoding_only_where_it_computes_the_same():
+    from plugin_host.precision import compute_in
+
+    decoder, features = Decoder("vgg16", width=0.25).eval(), torch.rand(1, 512, 4, 4)
+    assert not decoder.runs_channels_last(features)  # autograd on: training
+    with torch.no_grad():
+        assert decoder.runs_channels_last(features)
+        assert not decoder.runs_channels_last(torch.rand(1, 512, 1, 4))  # reflection needs 2 px
+        assert not compute_in(Decoder("vgg16", width=0.25), torch.bfloat16, torch.float32).runs_channels_last(features)
+        upsample = next(i for i, m in enumerate(decoder) if isinstance(m, torch.nn.Upsample))
+        decoder[upsample] = torch.nn.Upsample(scale_factor=2, mode="bilinear")  # a setting it does not know
+        assert not decoder.runs_channels_last(features)

@@ -81,6 +81,18 @@ def session(cfg: dict[str, Any]):
     return Session(device="cpu", seed=0, precision=cfg["precision"], memory=cfg.get("memory", "auto"))
 
 
+def as_ours(cfg: dict[str, Any], call):
+    """``call`` for a baseline, given our memory policy when ``cfg["heap_kept"]``: freed memory stays in glibc's
+    heap during each call and is trimmed after it, as ``Session.run`` does with memory to spend. It separates
+    what the policy gains from what our code does."""
+    from plugin_host.memory import heap_kept
+
+    def kept(*args, **kwargs):
+        with heap_kept():
+            return call(*args, **kwargs)
+    return kept if cfg.get("heap_kept") else call
+
+
 def gatys_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """Median seconds per L-BFGS step over ``steps`` steps after ``warmup`` (dropped)."""
     content, style = inputs(cfg, cfg["size"])
@@ -89,7 +101,7 @@ def gatys_child(cfg: dict[str, Any]) -> dict[str, Any]:
         from plain import PlainGatys, step_times
 
         gatys = PlainGatys(state_dict(encoder_path()), content, style)
-        durations, losses = step_times(lambda on_step: gatys.run(total, on_step))
+        durations, losses = step_times(as_ours(cfg, lambda on_step: gatys.run(total, on_step)))
         precision = "float32"
     else:
         from plugin_host.progress import Progress
@@ -182,11 +194,18 @@ def adain_child(cfg: dict[str, Any]) -> dict[str, Any]:
 
         encoder = plain_vgg(state_dict(encoder_path()), vgg_layer_index("relu4_1", VGG16) + 1)
         decoder = plain_decoder(state_dict(DECODER_FILE))
-        call = lambda: plain_adain(encoder, decoder, content, style)  # noqa: E731
+        call = as_ours(cfg, lambda: plain_adain(encoder, decoder, content, style))
         precision = "float32"
     else:
         ours = session(cfg)
-        call = lambda: ours.run("adain", {"content": content, "style": [style]}, {})  # noqa: E731
+        styles = iter(range(1 << 30))
+
+        def call():
+            # Ours remembers a style's statistics by its pixels; a new style each call (one pixel changed) times
+            # the whole call, the same style each call ("same_style") what a warm server does when restyling.
+            given = style if cfg.get("same_style") else style.index_put((torch.tensor(0),) * 4,
+                                                                         torch.tensor(next(styles) % 256 / 255))
+            return ours.run("adain", {"content": content, "style": [given]}, {})
         precision = str(ours.context.compute_dtype).removeprefix("torch.")
     seconds, times = timed_calls(call, cfg["repeats"], lambda: None)
     with torch.no_grad():
@@ -202,7 +221,7 @@ def johnson_child(cfg: dict[str, Any]) -> dict[str, Any]:
         from plain import PlainTransformerNet, plain_johnson
 
         net = PlainTransformerNet().load_ours(state_dict(JOHNSON_FILE))
-        call = lambda: plain_johnson(net, content)  # noqa: E731
+        call = as_ours(cfg, lambda: plain_johnson(net, content))
         precision = "float32"
     else:
         ours = session(cfg)
@@ -216,13 +235,17 @@ CHILDREN = {"gatys": gatys_child, "adain": adain_child, "johnson": johnson_child
 
 
 def child(cfg: dict[str, Any]) -> dict[str, Any]:
+    import resource
+
     import torch
 
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
     result = CHILDREN[cfg["method"]](cfg)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {**result, "torch_threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib(), 1),
-            "loadavg_after": os.getloadavg()[0]}
+            "loadavg_after": os.getloadavg()[0], "cpu_user_s": round(usage.ru_utime, 1),
+            "cpu_system_s": round(usage.ru_stime, 1), "minor_page_faults": usage.ru_minflt}
 
 
 # -- parent --------------------------------------------------------------------------------------
@@ -236,23 +259,32 @@ def plan(method: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     else:
         common.update(repeats=args.repeats or (1 if args.quick else 3))
     configs = {"plain": {**common, "side": "plain"}}
+    if args.plain_heap_kept:
+        configs["plain-heap-kept"] = {**common, "side": "plain", "heap_kept": True}
     for precision in args.precisions:
         for memory in (args.memory if method == "gatys" else ["auto"]):
             label = f"ours-{precision}" + (f"-memory-{memory}" if method == "gatys" else "")
             configs[label] = {**common, "side": "ours", "precision": precision, "memory": memory}
+        if method == "adain":
+            configs[f"ours-{precision}-same-style"] = {**common, "side": "ours", "precision": precision,
+                                                      "same_style": True}
     return configs
 
 
 def compare(method: str, args: argparse.Namespace) -> dict[str, Any]:
     configs = plan(method, args)
     runs = alternating_children(SCRIPT, configs, args.rounds)
-    summary = {label: {**median_summary(results), "precision": results[0]["precision"]}
+    summary = {label: {**median_summary(results), "precision": results[0]["precision"],
+                       "cpu_system_s": statistics.median(r["cpu_system_s"] for r in results)}
                for label, results in runs.items()}
-    plain = summary["plain"]["seconds"]
+    plain, kept = summary["plain"]["seconds"], summary.get("plain-heap-kept", {}).get("seconds")
     for label, entry in summary.items():
         entry["ratio_plain_over_ours"] = round(plain / entry["seconds"], 3) if label != "plain" else 1.0
+        if kept and label.startswith("ours"):
+            entry["ratio_plain_heap_kept_over_ours"] = round(kept / entry["seconds"], 3)
     what = {"gatys": "seconds per L-BFGS step (median of the timed steps of a child)",
-            "adain": "seconds per whole call (encode style and content, AdaIN, decode; median of a child's calls)",
+            "adain": "seconds per whole call (encode style and content, AdaIN, decode; median of a child's calls; "
+                     "'same-style': the style's statistics remembered from the call before)",
             "johnson": "seconds per stylisation (median of a child's calls)"}[method]
     return {"method": method, "size": configs["plain"]["size"], "measure": what, "summary": summary, "children": runs,
             "configs": configs}
@@ -300,6 +332,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch.set_num_threads in every child (default: torch's)")
     p.add_argument("--to-loss", type=int, metavar="STEPS",
                    help="Gatys only: time to the loss the baseline reaches in STEPS steps, instead of time per step")
+    p.add_argument("--plain-heap-kept", action="store_true",
+                   help="also time each baseline with freed memory kept in the heap (our --memory high policy)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.methods = [m for m in args.methods.split(",") if m]

@@ -71,7 +71,8 @@ def make_session(cfg: dict[str, Any]):
 
     folder = cfg.get("random_decoder_dir")
     if not folder:
-        return Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
+        return Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
+                       memory=cfg.get("memory", "auto"))
     entry = random_decoder_entry(Path(folder))
     plugin = types.ModuleType("adain_benchmark_decoder")
     plugin.register_weights = hookimpl(lambda register: register(entry))  # type: ignore[attr-defined]
@@ -79,7 +80,7 @@ def make_session(cfg: dict[str, Any]):
     # Found in place through the search path: never copied into the user's cache.
     store = WeightsStore(registry.weights, search_path=[*default_search_path(), Path(folder)])
     return Session(registry=registry, device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
-                   store=store)
+                   memory=cfg.get("memory", "auto"), store=store)
 
 
 def syncer(device: Any) -> Callable[[], None]:
@@ -295,6 +296,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="network arithmetic, as `plugin_host run --precision` (default auto)")
+    p.add_argument("--memory", choices=("auto", "low", "high"), default="auto",
+                   help="memory/speed trade-off, as `plugin_host run --memory` (default auto)")
     p.add_argument("--decoder", default=DEFAULT_DECODER, help=f"registered decoder to time (default {DEFAULT_DECODER})")
     p.add_argument("--random-decoder", action="store_true",
                    help="time a random full-width vgg16 decoder for the default encoder instead (same cost)")
@@ -373,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         decoder = None if args.train_only else describe_decoder(args, folder)
         name = RANDOM_DECODER if folder is not None else args.decoder
         common = {"decoder": name, "random_decoder_dir": str(folder) if folder else None, "threads": args.threads,
-                  "precision": args.precision}
+                  "precision": args.precision, "memory": args.memory}
         doc: dict[str, Any] = {
             **header(), "method": METHOD, "quick": args.quick, "device": args.device, "decoder": decoder,
             "setup": (f"content {CONTENT_NOTE}; style resized to {STYLE_SIZE}²; strength 1, no colour "

@@ -144,7 +144,8 @@ def apply_child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()  # torch and plugin_host imported, nothing run yet
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
+                      memory=cfg.get("memory", "auto"))
     device = session.context.device
     sync = syncer(device)
     method = STYLE_METHOD if cfg["kind"] == "style" else SR_METHOD
@@ -215,7 +216,8 @@ def train_child(cfg: dict[str, Any]) -> dict[str, Any]:
     baseline = current_rss_mib()
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
-    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"))
+    session = Session(device=cfg["device"], seed=0, precision=cfg.get("precision", "auto"),
+                      memory=cfg.get("memory", "auto"))
     device = session.context.device
     sync = syncer(device)
     sr = cfg["kind"] == "train-sr"
@@ -290,6 +292,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, help="torch.set_num_threads in each child (default: torch's)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="network arithmetic, as `plugin_host run --precision` (default auto)")
+    p.add_argument("--memory", choices=("auto", "low", "high"), default="auto",
+                   help="memory/speed trade-off, as `plugin_host run --memory` (default auto)")
     p.add_argument("--what", type=part_list, default=["style", "sr"],
                    help="comma list of parts: style, sr, train (default style,sr)")
     p.add_argument("--train", action="store_true", help="add training (same as listing train in --what)")
@@ -372,7 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         if sr_model:
             models["sr"] = describe_model(sr_model, SR_KIND, random_sr)
             scale = models["sr"]["scale"]
-        common = {"threads": args.threads, "precision": args.precision,
+        common = {"threads": args.threads, "precision": args.precision, "memory": args.memory,
                   "tile_size": args.tile_size, "warmup": args.warmup,
                   "repeats": args.repeats, "forward": not args.no_forward}
         doc: dict[str, Any] = {

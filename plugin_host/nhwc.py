@@ -17,8 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .imaging.tiling import frozen_statistics
+
 __all__ = ["padded", "interior", "reflect_border", "pad_reflect", "conv", "instance_norm_into",
-           "upsample_nearest_into", "copy_into"]
+           "upsample_nearest_into", "copy_into", "frozen_statistics"]
 
 
 def padded(height: int, width: int, pad: int, like: Tensor) -> Tensor:
@@ -67,17 +69,25 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
                        residual: Tensor | None = None) -> Tensor:
     """``norm(y)`` (then ReLU, then ``+ residual``) written into ``out``; ``y`` (NHWC) is overwritten.
 
+    Inside :func:`~plugin_host.imaging.tiling.frozen_instance_norm` the norm's frozen statistics are used.
+
     Two passes for the statistics (the mean, then the variance of the centred values, which
     cancellation cannot spoil) and one for the affine map; all of them reduce over the outer
     dimensions of the channels-last data, which torch vectorises across channels.
     """
     n, channels = y.shape[0], y.shape[-1]
     flat = y.view(n, -1, channels)
-    count = flat.shape[1]
-    mean = flat.sum(1, keepdim=True).div_(count)
-    flat.sub_(mean)
-    var = (flat * flat).sum(1, keepdim=True).div_(count)
-    scale = torch.rsqrt(var.add_(norm.eps)).view(n, 1, 1, channels)
+    frozen = frozen_statistics(norm)
+    if frozen is not None:  # tiles of one picture share the statistics of the whole (frozen_instance_norm)
+        mean, var = (stat.to(y.dtype).view(-1, 1, channels) for stat in frozen)
+        flat.sub_(mean)
+        var = var.clone()
+    else:
+        count = flat.shape[1]
+        mean = flat.sum(1, keepdim=True).div_(count)
+        flat.sub_(mean)
+        var = (flat * flat).sum(1, keepdim=True).div_(count)
+    scale = torch.rsqrt(var.add_(norm.eps)).expand(n, 1, channels).reshape(n, 1, 1, channels)
     if norm.affine:
         scale.mul_(norm.weight.view(1, 1, 1, channels))
         torch.addcmul(norm.bias.view(1, 1, 1, channels), y, scale, out=out)

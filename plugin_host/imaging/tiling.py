@@ -9,6 +9,7 @@ untiled result up to rounding, and wider ones get a smooth seam.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
@@ -187,8 +188,21 @@ def frozen_instance_norm(net: torch.nn.Module, reference: torch.Tensor,
         for handle in handles:
             handle.remove()
     handles = [m.register_forward_hook(normalise) for m in norms]
+    _FROZEN.update(stats)
     try:
         yield
     finally:
         for handle in handles:
             handle.remove()
+        for module in norms:
+            _FROZEN.pop(module, None)
+
+
+#: Instance norms inside a :func:`frozen_instance_norm` block → the (mean, var) they use there.
+_FROZEN: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]" = weakref.WeakKeyDictionary()
+
+
+def frozen_statistics(norm: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The float32 ``(mean, var)``, each ``(N, C, 1, 1)``, that ``norm`` uses inside a :func:`frozen_instance_norm`
+    block (its forward hook applies them); ``None`` outside one. For code that computes the norm itself."""
+    return _FROZEN.get(norm)

@@ -143,11 +143,13 @@ class TransformerNet(nn.Module):
 
     def runs_channels_last(self, x: Tensor) -> bool:
         """Whether :meth:`forward_channels_last` computes ``self(x)``: inference in float32 on the CPU, the
-        shipped configuration, no hooks on any layer (bf16 casting and tiling's shared statistics use them)."""
+        shipped configuration, no hooks on any layer (bf16 casting uses them) but tiling's shared statistics,
+        which it applies itself."""
         return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.conv1.conv2d.weight.dtype == torch.float32 and min(x.shape[-2:]) >= 8
                 and self.config["norm"] == "instance" and self.config["upsample"] == "nearest" and not self.blur
-                and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()))
+                and not any((m._forward_hooks or m._forward_pre_hooks) and nhwc.frozen_statistics(m) is None
+                            for m in self.modules()))
 
     def forward_channels_last(self, x: Tensor) -> Tensor:
         """:meth:`forward` for inference, computed in channels-last buffers (:mod:`plugin_host.nhwc`);

@@ -131,11 +131,25 @@ def test_channels_last_inference_is_taken_only_where_it_computes_the_same():
         assert calls == [(1, 3, 32, 32)] and net.runs_channels_last(image)
         assert not net.runs_channels_last(torch.rand(1, 3, 7, 32))  # below the networks' minimum side
         assert not TransformerNet(upsample="bilinear").eval().runs_channels_last(image)
-        with frozen_instance_norm(net, image):  # tiles share statistics through hooks: the module path
-            assert not net.runs_channels_last(image)
-    assert not net.runs_channels_last(image)  # autograd on: training
+        with frozen_instance_norm(net, image):  # the hooks of shared statistics: applied by the path itself
+            assert net.runs_channels_last(image)
+        net.in3.register_forward_hook(lambda *args: None)  # any other hook: the module path
+        assert not net.runs_channels_last(image)
+    assert not random_style_net().runs_channels_last(image)  # autograd on: training
     with torch.no_grad():
         assert not compute_in(random_style_net(), torch.bfloat16, torch.float32).runs_channels_last(image)
+
+
+def test_channels_last_inference_uses_the_statistics_tiles_share():
+    from plugin_host.imaging.tiling import frozen_instance_norm
+
+    net, image = random_style_net(), torch.rand(1, 3, 48, 40) * 255
+    reference = torch.rand(1, 3, 64, 64) * 255  # other statistics than the image's own
+    with torch.no_grad(), frozen_instance_norm(net, reference):
+        expected, got = net(image), net.forward_channels_last(image)
+    own = net.forward_channels_last(image)  # outside the block: the image's own statistics again
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * float(expected.abs().max()))
+    assert (own - got).abs().max() > 100 * (got - expected).abs().max()
 
 
 @pytest.mark.parametrize("scale", [4, 8])

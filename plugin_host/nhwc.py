@@ -17,10 +17,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .imaging.tiling import frozen_statistics
+from .imaging.tiling import frozen_statistics, is_frozen
 
 __all__ = ["padded", "interior", "reflect_border", "pad_reflect", "conv", "instance_norm_into",
-           "upsample_nearest_into", "copy_into", "frozen_statistics"]
+           "upsample_nearest_into", "copy_into", "normed_padded", "residual_block", "upsample_conv", "frozen_statistics",
+           "is_frozen"]
 
 
 def padded(height: int, width: int, pad: int, like: Tensor) -> Tensor:
@@ -59,9 +60,10 @@ def pad_reflect(x: Tensor, pad: int) -> Tensor:
 
 
 def conv(buffer: Tensor, layer: nn.Conv2d) -> Tensor:
-    """``layer`` (unpadded) on the NHWC ``buffer``, computed channels-last; the result is NHWC-contiguous."""
-    out = F.conv2d(buffer.permute(0, 3, 1, 2), layer.weight, layer.bias, layer.stride, 0, layer.dilation,
-                   layer.groups)
+    """``layer`` on the NHWC ``buffer`` (with its own zero padding, if any), computed channels-last; the result
+    is NHWC-contiguous."""
+    out = F.conv2d(buffer.permute(0, 3, 1, 2), layer.weight, layer.bias, layer.stride, layer.padding,
+                   layer.dilation, layer.groups)
     return out.permute(0, 2, 3, 1)
 
 
@@ -98,6 +100,31 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
     if residual is not None:
         out.add_(residual)
     return out
+
+
+def normed_padded(y: Tensor, norm: nn.InstanceNorm2d, pad: int) -> Tensor:
+    """``relu(norm(y))`` in a new buffer with a reflected ``pad``-wide border (0: none); ``y`` is overwritten."""
+    buffer = padded(y.shape[1], y.shape[2], pad, y)
+    instance_norm_into(y, norm, interior(buffer, pad), relu=True)
+    return reflect_border(buffer, pad)
+
+
+def residual_block(buffer: Tensor, conv1: nn.Conv2d, norm1: nn.InstanceNorm2d, conv2: nn.Conv2d,
+                   norm2: nn.InstanceNorm2d, last: bool = False) -> Tensor:
+    """``x + norm2(conv2(pad(relu(norm1(conv1(pad(x)))))))`` for the ``x`` inside ``buffer`` (reflected border 1),
+    into a new buffer padded for the next block, or unpadded when ``last``."""
+    y = conv(normed_padded(conv(buffer, conv1), norm1, 1), conv2)
+    pad = 0 if last else 1
+    out = padded(y.shape[1], y.shape[2], pad, y)
+    instance_norm_into(y, norm2, interior(out, pad), residual=interior(buffer, 1))
+    return reflect_border(out, pad)
+
+
+def upsample_conv(x: Tensor, layer: nn.Conv2d) -> Tensor:
+    """``layer`` on ``x`` enlarged ×2 by nearest neighbour and reflection-padded by 1 (a resize convolution)."""
+    buffer = padded(2 * x.shape[1], 2 * x.shape[2], 1, x)
+    upsample_nearest_into(x, interior(buffer, 1))
+    return conv(reflect_border(buffer, 1), layer)
 
 
 def upsample_nearest_into(x: Tensor, out: Tensor) -> Tensor:

@@ -188,7 +188,7 @@ def frozen_instance_norm(net: torch.nn.Module, reference: torch.Tensor,
         for handle in handles:
             handle.remove()
     handles = [m.register_forward_hook(normalise) for m in norms]
-    _FROZEN.update(stats)
+    _FROZEN.update({m: stats.get(m) for m in norms})  # None: not run on the reference (e.g. an unused branch)
     try:
         yield
     finally:
@@ -202,7 +202,19 @@ def frozen_instance_norm(net: torch.nn.Module, reference: torch.Tensor,
 _FROZEN: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]" = weakref.WeakKeyDictionary()
 
 
+def is_frozen(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is an instance norm inside a :func:`frozen_instance_norm` block (the hooks on it are
+    that block's)."""
+    return module in _FROZEN
+
+
 def frozen_statistics(norm: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The float32 ``(mean, var)``, each ``(N, C, 1, 1)``, that ``norm`` uses inside a :func:`frozen_instance_norm`
-    block (its forward hook applies them); ``None`` outside one. For code that computes the norm itself."""
+    block (its forward hook applies them); ``None`` outside one. For code that computes the norm itself.
+
+    :raises RuntimeError: inside a block, for a norm that did not run on the reference picture.
+    """
+    if norm in _FROZEN and _FROZEN[norm] is None:
+        raise RuntimeError("this instance norm did not run on the reference picture of frozen_instance_norm, so it "
+                           "has no shared statistics; run the reference through the same branches as the tiles")
     return _FROZEN.get(norm)

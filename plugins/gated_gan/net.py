@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from plugin_host.sdk import WeightsError, load_strict
+from plugin_host.sdk import WeightsError, load_strict, nhwc
 
 from .schema import PORT_STYLES, UPSAMPLES
 
@@ -53,6 +53,12 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.conv_block(x)
+
+
+def _residual(buffer: Tensor, block: "ResidualBlock", last: bool) -> Tensor:
+    """``block`` on the features inside ``buffer`` (NHWC, reflected border 1), as :func:`nhwc.residual_block`."""
+    layers = block.conv_block
+    return nhwc.residual_block(buffer, layers[1], layers[2], layers[5], layers[6], last=last)
 
 
 class Encoder(nn.Module):
@@ -159,8 +165,51 @@ class Generator(nn.Module):
         pad_h, pad_w = -height % 4, -width % 4  # two stride-2 stages: sizes must divide by 4
         if pad_h or pad_w:
             image = F.pad(image, (0, pad_w, 0, pad_h), mode="reflect" if min(height, width) > 4 else "replicate")
+        if self.runs_channels_last(image):
+            return self.forward_channels_last(image, gate)[..., :height, :width]
         out = self.decoder(self.transformer(self.encoder(image), gate))
         return out[..., :height, :width]
+
+    def runs_channels_last(self, image: Tensor) -> bool:
+        """Whether :meth:`forward` computes in channels-last buffers (:mod:`plugin_host.nhwc`): inference in float32
+        on the CPU with resize upsampling, no hooks on any layer (bf16 casting uses them) but tiling's shared
+        statistics, which that path applies itself."""
+        return (not torch.is_grad_enabled() and image.device.type == "cpu" and image.dtype == torch.float32
+                and self.encoder.model[1].weight.dtype == torch.float32 and min(image.shape[-2:]) >= 8
+                and self.config["upsample"] == "resize"
+                and not any((m._forward_hooks or m._forward_pre_hooks) and not nhwc.is_frozen(m)
+                            for m in self.modules()))
+
+    def forward_channels_last(self, image: Tensor, gate: Tensor) -> Tensor:
+        """The generator on ``image`` (sides divisible by 4) with each layer writing straight into the next
+        convolution's padded channels-last buffer; equal to the modules up to float rounding."""
+        encoder, decoder, blocks = self.encoder.model, self.decoder.model, self.config["decoder_blocks"]
+        y = nhwc.conv(nhwc.pad_reflect(image.permute(0, 2, 3, 1), 3), encoder[1])
+        y = nhwc.conv(nhwc.normed_padded(y, encoder[2], 0), encoder[4])  # zero-padded strided convs
+        y = nhwc.conv(nhwc.normed_padded(y, encoder[5], 0), encoder[7])
+        buffer = nhwc.normed_padded(y, encoder[8], 1)
+        buffer = self._mix_branches(buffer, gate, last=blocks == 0)
+        for index in range(blocks):
+            buffer = _residual(buffer, decoder[index], last=index == blocks - 1)
+        y = buffer
+        for stage, pad in ((blocks, 0), (blocks + 3, 3)):  # resize conv, norm, ReLU; then the 7×7 conv's padding
+            y = nhwc.normed_padded(nhwc.upsample_conv(y, decoder[stage].conv), decoder[stage + 1], pad)
+        return torch.tanh_(nhwc.conv(y, decoder[blocks + 7])).permute(0, 3, 1, 2)
+
+    def _mix_branches(self, buffer: Tensor, gate: Tensor, last: bool) -> Tensor:
+        """Σ_k gate[:, k] · branch_k of the features in ``buffer``, as :class:`GatedTransformer`; in a new buffer
+        padded for the decoder's first residual block (unpadded when it has none)."""
+        features = nhwc.interior(buffer, 1)
+        mixed = None
+        for index, branch in enumerate(self.transformer.t):
+            weight = gate[:, index]
+            if not bool((weight != 0).any()):
+                continue
+            term = features if isinstance(branch, nn.Identity) else _residual(buffer, branch, last=True)
+            term = term * weight.view(-1, 1, 1, 1).to(features.dtype)
+            mixed = term if mixed is None else mixed.add_(term)
+        mixed = torch.zeros_like(features) if mixed is None else mixed
+        return mixed if last else nhwc.pad_reflect(mixed, 1)
 
     def _check_gate(self, gate: Tensor, batch: int) -> Tensor:
         if gate.dim() == 1:

@@ -148,7 +148,7 @@ class TransformerNet(nn.Module):
         return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
                 and self.conv1.conv2d.weight.dtype == torch.float32 and min(x.shape[-2:]) >= 8
                 and self.config["norm"] == "instance" and self.config["upsample"] == "nearest" and not self.blur
-                and not any((m._forward_hooks or m._forward_pre_hooks) and nhwc.frozen_statistics(m) is None
+                and not any((m._forward_hooks or m._forward_pre_hooks) and not nhwc.is_frozen(m)
                             for m in self.modules()))
 
     def forward_channels_last(self, x: Tensor) -> Tensor:
@@ -159,31 +159,18 @@ class TransformerNet(nn.Module):
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
         y = nhwc.conv(nhwc.pad_reflect(x.permute(0, 2, 3, 1), 4), self.conv1.conv2d)
-        buffer = _normed_padded(y, self.in1, 1)
-        buffer = _normed_padded(nhwc.conv(buffer, self.conv2.conv2d), self.in2, 1)
-        buffer = _normed_padded(nhwc.conv(buffer, self.conv3.conv2d), self.in3, 1)
+        buffer = nhwc.normed_padded(y, self.in1, 1)
+        buffer = nhwc.normed_padded(nhwc.conv(buffer, self.conv2.conv2d), self.in2, 1)
+        buffer = nhwc.normed_padded(nhwc.conv(buffer, self.conv3.conv2d), self.in3, 1)
         for i in range(1, 6):
             block = getattr(self, f"res{i}")
-            y = nhwc.conv(_normed_padded(nhwc.conv(buffer, block.conv1.conv2d), block.in1, 1), block.conv2.conv2d)
-            last = i == 5
-            out = torch.empty_like(y) if last else nhwc.padded(y.shape[1], y.shape[2], 1, y)
-            nhwc.instance_norm_into(y, block.in2, nhwc.interior(out, 0 if last else 1),
-                                    residual=nhwc.interior(buffer, 1))
-            buffer = out if last else nhwc.reflect_border(out, 1)
+            buffer = nhwc.residual_block(buffer, block.conv1.conv2d, block.in1, block.conv2.conv2d, block.in2,
+                                         last=i == 5)
         y = buffer
         for stage, norm, pad in ((self.deconv1, self.in4, 0), (self.deconv2, self.in5, 4)):
-            up = nhwc.padded(2 * y.shape[1], 2 * y.shape[2], 1, y)
-            nhwc.upsample_nearest_into(y, nhwc.interior(up, 1))
-            y = _normed_padded(nhwc.conv(nhwc.reflect_border(up, 1), stage.conv2d), norm, pad)
+            y = nhwc.normed_padded(nhwc.upsample_conv(y, stage.conv2d), norm, pad)
         out = nhwc.conv(y, self.deconv3.conv2d).permute(0, 3, 1, 2)
         return out[..., :height, :width]
-
-
-def _normed_padded(y: Tensor, norm: nn.InstanceNorm2d, pad: int) -> Tensor:
-    """``relu(norm(y))`` in a new NHWC buffer with a reflected ``pad``-wide border (0: none)."""
-    buffer = nhwc.padded(y.shape[1], y.shape[2], pad, y)
-    nhwc.instance_norm_into(y, norm, nhwc.interior(buffer, pad), relu=True)
-    return nhwc.reflect_border(buffer, pad)
 
 
 class SuperResolutionNet(nn.Module):

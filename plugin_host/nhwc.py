@@ -19,9 +19,20 @@ from torch import Tensor, nn
 
 from .imaging.tiling import frozen_statistics, is_frozen
 
-__all__ = ["padded", "interior", "reflect_border", "pad_reflect", "conv", "instance_norm_into",
+__all__ = ["applies", "padded", "interior", "reflect_border", "pad_reflect", "conv", "instance_norm_into",
            "upsample_nearest_into", "copy_into", "normed_padded", "residual_block", "upsample_conv", "frozen_statistics",
            "is_frozen"]
+
+
+def applies(net: nn.Module, x: Tensor, min_side: int) -> bool:
+    """Whether ``net`` may run on ``x`` through this module's helpers: inference (no autograd) in float32 on
+    the CPU, parameters in float32, sides of at least ``min_side``, and no hook on any layer (bf16 casting
+    uses them) but those of :func:`~plugin_host.imaging.tiling.frozen_instance_norm`, whose statistics
+    :func:`instance_norm_into` applies itself. The network's own settings are the caller's to check."""
+    first = next(net.parameters(), None)
+    return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+            and (first is None or first.dtype == torch.float32) and min(x.shape[-2:]) >= min_side
+            and not any((m._forward_hooks or m._forward_pre_hooks) and not is_frozen(m) for m in net.modules()))
 
 
 def padded(height: int, width: int, pad: int, like: Tensor) -> Tensor:

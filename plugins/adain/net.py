@@ -226,10 +226,7 @@ class Decoder(nn.Sequential):
     def runs_channels_last(self, features: Tensor) -> bool:
         """Whether the layers run in channels-last buffers (:mod:`plugin_host.nhwc`): inference in float32 on
         the CPU, no hooks on any layer (bf16 casting uses them), a feature map of at least 2×2."""
-        return (not torch.is_grad_enabled() and features.device.type == "cpu" and features.dtype == torch.float32
-                and self[1].weight.dtype == torch.float32 and min(features.shape[-2:]) >= 2
-                and all(_plain_layer(m) for m in self)
-                and not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules()))
+        return nhwc.applies(self, features, min_side=2) and all(_plain_layer(m) for m in self)
 
     def forward_channels_last(self, features: Tensor) -> Tensor:
         """The layers of this ``Sequential`` for inference, each writing straight into the next convolution's

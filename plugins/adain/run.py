@@ -2,9 +2,9 @@
 
 Style statistics (per-channel mean and std at relu4_1) are computed once from the whole
 style image(s), and kept for the next runs with the same pixels (a warm server restyling with one
-style skips its encoder pass, about a third of a 512² call). A content image larger than one tile is encoded tile by tile, each tile with
-some of its neighbours around it, into one relu4_1 map of the whole image (1/8 of its size,
-kept on the CPU); its statistics are then exact, and the map is normalised and decoded in
+style skips its encoder pass, about a third of a 512² call). A content image larger than one tile is
+encoded tile by tile, each tile with some of its neighbours around it, into one relu4_1 map of the
+whole image (1/8 of its size, kept on the CPU); its statistics are then exact, and the map is normalised and decoded in
 overlapping tiles. Device memory holds one tile; the encoder runs once per pixel.
 """
 from __future__ import annotations

@@ -174,11 +174,7 @@ class Generator(nn.Module):
         """Whether :meth:`forward` computes in channels-last buffers (:mod:`plugin_host.nhwc`): inference in float32
         on the CPU with resize upsampling, no hooks on any layer (bf16 casting uses them) but tiling's shared
         statistics, which that path applies itself."""
-        return (not torch.is_grad_enabled() and image.device.type == "cpu" and image.dtype == torch.float32
-                and self.encoder.model[1].weight.dtype == torch.float32 and min(image.shape[-2:]) >= 8
-                and self.config["upsample"] == "resize"
-                and not any((m._forward_hooks or m._forward_pre_hooks) and not nhwc.is_frozen(m)
-                            for m in self.modules()))
+        return self.config["upsample"] == "resize" and nhwc.applies(self, image, min_side=8)
 
     def forward_channels_last(self, image: Tensor, gate: Tensor) -> Tensor:
         """The generator on ``image`` (sides divisible by 4) with each layer writing straight into the next

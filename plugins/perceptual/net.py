@@ -145,11 +145,8 @@ class TransformerNet(nn.Module):
         """Whether :meth:`forward_channels_last` computes ``self(x)``: inference in float32 on the CPU, the
         shipped configuration, no hooks on any layer (bf16 casting uses them) but tiling's shared statistics,
         which it applies itself."""
-        return (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
-                and self.conv1.conv2d.weight.dtype == torch.float32 and min(x.shape[-2:]) >= 8
-                and self.config["norm"] == "instance" and self.config["upsample"] == "nearest" and not self.blur
-                and not any((m._forward_hooks or m._forward_pre_hooks) and not nhwc.is_frozen(m)
-                            for m in self.modules()))
+        return (self.config["norm"] == "instance" and self.config["upsample"] == "nearest" and not self.blur
+                and nhwc.applies(self, x, min_side=8))
 
     def forward_channels_last(self, x: Tensor) -> Tensor:
         """:meth:`forward` for inference, computed in channels-last buffers (:mod:`plugin_host.nhwc`);

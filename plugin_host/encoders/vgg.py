@@ -6,7 +6,7 @@ layout (``features.N.weight`` / ``features.N.bias``, or the same keys without ``
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from typing import Any, Literal, cast, get_args
 
@@ -244,11 +244,16 @@ class VGGEncoder(nn.Module):
         """Kept for the ``nn.Module`` API; the encoder stays in eval mode."""
         return super().train(False)
 
-    def forward(self, image: Tensor) -> dict[str, Tensor]:
+    def forward(self, image: Tensor, on_layer: Callable[[str, Tensor], object] | None = None) -> dict[str, Tensor]:
         """Activations of the requested layers.
 
         Args:
             image: RGB image batch in 0..1, shape :math:`(B, 3, H, W)`; normalised internally.
+            on_layer: called with each requested layer's name and activation as soon as it is computed,
+                before the next layer runs. A loss computed there is built into the graph beside its layer, so
+                backward computes its gradient when it reaches that layer instead of first (autograd runs the
+                most recently created ready node first): at 512² that keeps the gradients of the shallow
+                style layers from being held through the whole backward pass (about 130 MiB).
 
         Returns:
             ``{layer: features}`` for each requested layer, in the requested order; features of
@@ -268,6 +273,8 @@ class VGGEncoder(nn.Module):
             x = module(x)
             if name in wanted:
                 found[name] = x
+                if on_layer is not None:
+                    on_layer(name, x)
         return {name: found[name] for name in self.layers}
 
     @property

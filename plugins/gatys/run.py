@@ -108,13 +108,23 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
 
 
 def total_loss(image: torch.Tensor, encoder, targets: Targets, params: Params) -> tuple[torch.Tensor, dict]:
-    features = encoder(image)
-    c_weights = params.content_layer_weights or (1.0,) * len(params.content_layers)
-    s_weights = params.style_layer_weights or (1.0 / len(params.style_layers),) * len(params.style_layers)
-    c_loss = sum(w * content_loss(features[layer], targets.content[layer])
-                 for layer, w in zip(params.content_layers, c_weights))
-    s_loss = sum(w * gram_style_loss(features[layer], targets.grams[layer])
-                 for layer, w in zip(params.style_layers, s_weights))
+    c_weights = dict(zip(params.content_layers,
+                         params.content_layer_weights or (1.0,) * len(params.content_layers)))
+    s_weights = dict(zip(params.style_layers,
+                         params.style_layer_weights or (1.0 / len(params.style_layers),) * len(params.style_layers)))
+    c_terms: list[torch.Tensor] = []
+    s_terms: list[torch.Tensor] = []
+
+    def losses_at(layer: str, features: torch.Tensor) -> None:
+        # Each layer's losses are built as soon as it is computed (VGGEncoder's on_layer), so backward
+        # takes their gradients when it reaches the layer instead of holding them from its start.
+        if layer in c_weights:
+            c_terms.append(c_weights[layer] * content_loss(features, targets.content[layer]))
+        if layer in s_weights:
+            s_terms.append(s_weights[layer] * gram_style_loss(features, targets.grams[layer]))
+
+    encoder(image, on_layer=losses_at)
+    c_loss, s_loss = sum(c_terms), sum(s_terms)
     tv = total_variation_loss(image)
     loss = params.content_weight * c_loss + params.style_weight * s_loss + params.tv_weight * tv
     return loss, {"content": float(c_loss.detach()), "style": float(s_loss.detach())}

@@ -336,3 +336,53 @@ def test_encoder_keeps_pool_indices_when_memory_may_be_spent() -> None:
     image.grad = None
     encoder(image)["relu3_1"].sum().backward()
     assert torch.equal(image.grad, lean_grad)
+
+
+def test_on_layer_sees_each_requested_layer_as_it_is_computed() -> None:
+    encoder = VGGEncoder("vgg16", ["relu2_1", "relu1_1", "conv1_2"])
+    seen: list[tuple[str, torch.Tensor]] = []
+    features = encoder(torch.rand(1, 3, 32, 32), on_layer=lambda name, x: seen.append((name, x)))
+    assert [name for name, _ in seen] == ["relu1_1", "conv1_2", "relu2_1"]  # network order
+    assert all(x is features[name] for name, x in seen)
+
+
+class _Mark(torch.autograd.Function):
+    """Identity that notes in ``log`` when backward passes through it."""
+
+    @staticmethod
+    def forward(ctx, x, log, label):  # type: ignore[override]
+        ctx.log, ctx.label = log, label
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        ctx.log.append(ctx.label)
+        return grad, None, None
+
+
+def test_a_loss_built_in_on_layer_is_differentiated_when_backward_reaches_its_layer() -> None:
+    # What Gatys relies on to keep the shallow layers' gradients from being held through the whole
+    # backward pass: autograd runs the most recently built ready node first.
+    from plugin_host.losses import gram_matrix
+
+    def run(losses_in_on_layer: bool) -> list[str]:
+        encoder = VGGEncoder("vgg16", ["relu1_1", "relu2_1", "relu3_1"])
+        log: list[str] = []
+        image = torch.rand(1, 3, 32, 32, requires_grad=True)
+        terms: list[torch.Tensor] = []
+
+        def loss(name: str, x: torch.Tensor) -> None:
+            x.register_hook(lambda grad, name=name: log.append(f"reached {name}"))
+            terms.append(gram_matrix(_Mark.apply(x, log, f"loss {name}")).sum())
+
+        features = encoder(image, on_layer=loss if losses_in_on_layer else None)
+        if not losses_in_on_layer:
+            for name, x in features.items():
+                loss(name, x)
+        sum(terms).backward()
+        return log
+
+    in_place = run(True)
+    assert in_place.index("loss relu1_1") > in_place.index("reached relu2_1")
+    afterwards = run(False)  # the contrast: all loss gradients first, while the whole graph is still held
+    assert afterwards.index("loss relu1_1") < afterwards.index("reached relu2_1")

@@ -61,3 +61,47 @@ def test_conv_reads_the_buffer_channels_last_and_returns_nhwc():
         expected = layer(F.pad(x, (1,) * 4, mode="reflect"))
     assert got.is_contiguous()
     torch.testing.assert_close(nchw_of(got), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size, kernel, outputs, factor", [
+    ((40, 37), 9, 3, 2), ((17, 20), 7, 3, 2), ((26, 26), 9, 1, 4), ((30, 31), (7, 9), 2, 3), ((9, 12), 9, 3, 2)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_a_convolution_in_phases_equals_the_convolution(size, kernel, outputs, factor, bias):
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(5, outputs, kernel, bias=bias)
+    x = torch.randn(2, *size, 5)
+    with torch.no_grad():
+        got = nhwc.conv_in_phases(x, layer, factor)
+        want = F.conv2d(nchw_of(x), layer.weight, layer.bias)
+    assert got.is_contiguous()
+    torch.testing.assert_close(nchw_of(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_takes_the_phases_for_large_kernels_with_few_outputs_only():
+    x = torch.randn(1, 24, 24, 8)
+    taken = []
+    original = nhwc.conv_in_phases
+    try:
+        nhwc.conv_in_phases = lambda *args: taken.append(args[1]) or original(*args)
+        for layer in (torch.nn.Conv2d(8, 3, 9), torch.nn.Conv2d(8, 3, 3), torch.nn.Conv2d(8, 16, 9),
+                      torch.nn.Conv2d(8, 3, 9, stride=2), torch.nn.Conv2d(8, 3, 9, padding=4)):
+            with torch.no_grad():
+                got = nhwc.conv(x, layer)
+                want = F.conv2d(nchw_of(x), layer.weight, layer.bias, layer.stride, layer.padding)
+            torch.testing.assert_close(nchw_of(got), want, rtol=1e-5, atol=1e-5)
+    finally:
+        nhwc.conv_in_phases = original
+    assert [(t.out_channels, t.kernel_size, t.stride, t.padding) for t in taken] == [(3, (9, 9), (1, 1), (0, 0))]
+
+
+def test_the_phase_kernel_follows_new_weights():
+    layer = torch.nn.Conv2d(4, 3, 7)
+    x = torch.randn(1, 20, 20, 4)
+    with torch.no_grad():
+        first = nhwc.conv_in_phases(x, layer)
+        layer.weight.mul_(2)
+        layer.bias.zero_()
+        second = nhwc.conv_in_phases(x, layer)
+        want = F.conv2d(nchw_of(x), layer.weight)
+    torch.testing.assert_close(nchw_of(second), want, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(first, second, atol=1e-3)

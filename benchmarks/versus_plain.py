@@ -83,12 +83,12 @@ def session(cfg: dict[str, Any]):
 
 def as_ours(cfg: dict[str, Any], call):
     """``call`` for a baseline, given our memory policy when ``cfg["heap_kept"]``: freed memory stays in glibc's
-    heap during each call and is trimmed after it, as ``Session.run`` does with memory to spend. It separates
-    what the policy gains from what our code does."""
-    from plugin_host.memory import heap_kept
+    heap during each call and lingers after it (trimmed once no call came for ``HEAP_LINGER_S``), as
+    ``Session.run`` does with memory to spend. It separates what the policy gains from what our code does."""
+    from plugin_host.memory import HEAP_LINGER_S, heap_kept
 
     def kept(*args, **kwargs):
-        with heap_kept():
+        with heap_kept(linger_s=HEAP_LINGER_S):
             return call(*args, **kwargs)
     return kept if cfg.get("heap_kept") else call
 

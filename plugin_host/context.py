@@ -104,12 +104,14 @@ class RunContext:
     def memory_policy(self) -> "contextlib.AbstractContextManager[bool]":
         """How a run on the CPU asks the C library for memory: with memory to spend, freed memory stays in
         the heap for the next tensor (:func:`~plugin_host.memory.heap_kept`: no page faults per layer or
-        step; a 1024² style network runs ~30 % faster); otherwise glibc's defaults. ``Session.run`` wraps
-        every method in it; yields whether the heap is kept."""
-        from .memory import heap_kept
+        step; a 1024² style network runs ~30 % faster), and for :data:`~plugin_host.memory.HEAP_LINGER_S`
+        after the run, for the next one; otherwise glibc's defaults (a lingering heap is trimmed first).
+        ``Session.run`` wraps every method in it; yields whether the heap is kept."""
+        from .memory import HEAP_LINGER_S, heap_kept, release_lingering_heap
 
         if self.device.type == "cpu" and self.spend_memory():
-            return heap_kept()
+            return heap_kept(linger_s=HEAP_LINGER_S)
+        release_lingering_heap()
         return contextlib.nullcontext(False)
 
     @property

@@ -171,7 +171,7 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
         count = flat.shape[1]
         mean = flat.sum(1, keepdim=True).div_(count)
         flat.sub_(mean)
-        var = (flat * flat).sum(1, keepdim=True).div_(count)
+        var = torch.mul(flat, flat, out=_scratch(out, y)).sum(1, keepdim=True).div_(count)
     scale = torch.rsqrt(var.add_(norm.eps)).expand(n, 1, channels).reshape(n, 1, 1, channels)
     if norm.affine:
         scale.mul_(norm.weight.view(1, 1, 1, channels))
@@ -183,6 +183,17 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
     if residual is not None:
         out.add_(residual)
     return out
+
+
+def _scratch(out: Tensor, y: Tensor) -> Tensor | None:
+    """A contiguous tensor shaped like ``y.view(n, -1, channels)`` at the start of ``out``'s storage (a buffer
+    about to be overwritten), so the squares of ``y`` need no temporary whose pages a first call would fault
+    in (128 MiB at 1024², 32 channels); None (a new tensor) where ``out`` is ``y``'s or too small."""
+    storage = out.untyped_storage()
+    if storage.data_ptr() == y.untyped_storage().data_ptr() or storage.nbytes() < y.numel() * y.element_size():
+        return None
+    n, channels = y.shape[0], y.shape[-1]
+    return y.new_empty(0).set_(storage, 0, (n, y.numel() // (n * channels), channels))
 
 
 def normed_padded(y: Tensor, norm: nn.InstanceNorm2d, pad: int) -> Tensor:

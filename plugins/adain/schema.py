@@ -58,8 +58,8 @@ TRAIN_SCHEMA = Schema(params=(
     FloatParam("width", "Decoder width", "channel multiplier of the decoder (1 = as the encoder)", 1.0,
                min=0.0625, max=2.0),
     IntParam("reconstruction_steps", "Reconstruction steps",
-             "first train the decoder to give photos and paintings back from their own features (pixel + "
-             "feature loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
+             "first train the decoder to give photos and paintings back from their own features (pixel "
+             "loss) for this many steps, then with the AdaIN loss", 0, min=0, max=10_000_000),
     shift_weight_param(),
     BoolParam("colour_path", "Colour path", "give the decoder the picture's 8x8 block colours beside relu4_1 "
               "(AdaIN gives them the style's colour statistics); it adds detail to them, enlarged, instead of "

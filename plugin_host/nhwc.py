@@ -171,7 +171,7 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
         count = flat.shape[1]
         mean = flat.sum(1, keepdim=True).div_(count)
         flat.sub_(mean)
-        var = torch.mul(flat, flat, out=_scratch(out, y)).sum(1, keepdim=True).div_(count)
+        var = torch.mul(flat, flat, out=_scratch(out, y, residual)).sum(1, keepdim=True).div_(count)
     scale = torch.rsqrt(var.add_(norm.eps)).expand(n, 1, channels).reshape(n, 1, 1, channels)
     if norm.affine:
         scale.mul_(norm.weight.view(1, 1, 1, channels))
@@ -185,12 +185,14 @@ def instance_norm_into(y: Tensor, norm: nn.InstanceNorm2d, out: Tensor, relu: bo
     return out
 
 
-def _scratch(out: Tensor, y: Tensor) -> Tensor | None:
+def _scratch(out: Tensor, y: Tensor, residual: Tensor | None) -> Tensor | None:
     """A contiguous tensor shaped like ``y.view(n, -1, channels)`` at the start of ``out``'s storage (a buffer
     about to be overwritten), so the squares of ``y`` need no temporary whose pages a first call would fault
-    in (128 MiB at 1024², 32 channels); None (a new tensor) where ``out`` is ``y``'s or too small."""
+    in (128 MiB at 1024², 32 channels); None (a new tensor) where that storage also holds ``y`` or ``residual``,
+    or is too small."""
     storage = out.untyped_storage()
-    if storage.data_ptr() == y.untyped_storage().data_ptr() or storage.nbytes() < y.numel() * y.element_size():
+    shared = [t.untyped_storage().data_ptr() for t in (y, residual) if t is not None]
+    if storage.data_ptr() in shared or storage.nbytes() < y.numel() * y.element_size():
         return None
     n, channels = y.shape[0], y.shape[-1]
     return y.new_empty(0).set_(storage, 0, (n, y.numel() // (n * channels), channels))

@@ -105,3 +105,17 @@ def test_the_phase_kernel_follows_new_weights():
         want = F.conv2d(nchw_of(x), layer.weight)
     torch.testing.assert_close(nchw_of(second), want, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(first, second, atol=1e-3)
+
+
+def test_instance_norm_into_a_buffer_that_also_holds_the_residual():
+    # the squares for the variance must not be written over the residual before it is added
+    torch.manual_seed(0)
+    norm = torch.nn.InstanceNorm2d(4, affine=True)
+    y = torch.randn(1, 6, 6, 4)
+    storage = torch.randn(1, 12, 6, 4)
+    out, residual = storage[:, 6:], storage[:, :6]
+    want = nhwc_of(F.instance_norm(nchw_of(y), weight=norm.weight, bias=norm.bias, eps=norm.eps)) + residual.clone()
+    with torch.no_grad():
+        want = want.detach()
+        nhwc.instance_norm_into(y.clone(), norm, out, residual=residual)
+    torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)

@@ -94,7 +94,7 @@ _phase_weights: "weakref.WeakKeyDictionary[nn.Conv2d, tuple]" = weakref.WeakKeyD
 def _phases_pay(layer: nn.Conv2d) -> bool:
     return (layer.out_channels <= PHASE_MAX_OUTPUTS and min(layer.kernel_size) >= PHASE_MIN_KERNEL
             and layer.stride == (1, 1) and layer.dilation == (1, 1) and layer.groups == 1
-            and layer.padding in ((0, 0), 0) and layer.padding_mode == "zeros")
+            and layer.padding == (0, 0))
 
 
 def conv_in_phases(buffer: Tensor, layer: nn.Conv2d, factor: int = PHASE_FACTOR) -> Tensor:

@@ -4,9 +4,10 @@
     torchrun --nproc-per-node 4 -m plugin_host train adain ...      # several GPUs (DDP)
 
 Two phases. First ``reconstruction_steps`` steps of reconstruction: the decoder learns to give photos and
-paintings back from their own relu4_1 features (pixel MSE), which an AdaIN loss never asks of it (docs/training-probes.md). Then the AdaIN loss (Huang & Belongie 2017): the decoded image, encoded again, should have the AdaIN target
-as its relu4_1 features (content loss) and the style's per-channel mean/std at relu1_1 …
-relu4_1 (style loss, weight λ). The paper's encoder is normalised (every channel's mean
+paintings back from their own relu4_1 features (pixel MSE), which an AdaIN loss never asks of it
+(docs/training-probes.md). Then the AdaIN loss (Huang & Belongie 2017): the decoded image, encoded again,
+should have the AdaIN target as its relu4_1 features (content loss) and the style's per-channel mean/std at
+relu1_1 … relu4_1 (style loss, weight λ). The paper's encoder is normalised (every channel's mean
 activation is one); with ``normalize_features`` (default) the losses see any other encoder's features
 divided by per-channel means measured on the training images first, so λ means what it means in the paper
 and no layer or channel swamps the others. With ``identity_weight`` > 0 the decoder must also give back the
@@ -123,7 +124,6 @@ def train(params: Params, ctx: RunContext) -> Path:
                              "description": f"AdaIN decoder for {params.encoder}, {steps} steps"})
 
         return run.train(step, export=export, preview=lambda index: shown)
-
 
 
 def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Decoder:

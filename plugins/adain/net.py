@@ -50,6 +50,15 @@ COLOUR_CHANNELS = 3
 #: ... times this, about the root mean square of the default encoder's relu4_1 (10 on photos), so that
 #: both kinds of channel start on one footing in the first convolution.
 COLOUR_SCALE = 10.0
+#: The detail path (``Decoder(detail_path=True)``): the picture's relu3_1 (256 channels at 1/4 of its size),
+#: packed 2×2 pixels to channels (so 1024 channels on relu4_1's grid) after the other channels, so that AdaIN,
+#: masks, blending and tiling treat it like relu4_1. The decoder unpacks it and joins it to its own channels
+#: after its first upsampling: relu4_1's grid is too coarse for the decoder to redraw the picture's detail in
+#: the training a CPU allows (docs/training-probes.md).
+DETAIL_LAYER = "relu3_1"
+DETAIL_CHANNELS = 256
+#: relu3_1's root mean square on photos and paintings is about twice relu4_1's (22 against 10).
+DETAIL_SCALE = 0.5
 
 #: Slices of the published normalised VGG19 ``nn.Sequential`` ending at each layer.
 _ADAIN_SLICES: dict[str, slice] = {
@@ -179,21 +188,29 @@ class Decoder(nn.Sequential):
         architecture: encoder the decoder inverts: ``"vgg19"``, ``"adain-vgg19"`` or ``"vgg16"``.
         width: multiplier of every inner channel count (0.25 gives a tiny decoder for tests);
             the input stays 512 channels and the output 3.
+        colour_path: also take the picture's 8×8 block colours (:data:`COLOUR_CHANNELS`) and add them,
+            enlarged, to the output.
+        detail_path: also take the picture's relu3_1, packed onto relu4_1's grid (:data:`DETAIL_LAYER`), and
+            join it after the first upsampling; the convolution there takes 256 more input channels.
 
     Raises:
         ValueError: unknown architecture or non-positive width.
     """
 
-    def __init__(self, architecture: str = "vgg19", width: float = 1.0, colour_path: bool = False) -> None:
+    def __init__(self, architecture: str = "vgg19", width: float = 1.0, colour_path: bool = False,
+                 detail_path: bool = False) -> None:
         plan = decoder_config(architecture)
         if not width > 0:
             raise ValueError(f"width must be positive, got {width}")
         modules: list[nn.Module] = []
         channels = FEATURE_CHANNELS + (COLOUR_CHANNELS if colour_path else 0)
         last = max(i for i, entry in enumerate(plan) if entry != "U")
+        detail_after = None  # index of the module after which the detail path joins
         for i, entry in enumerate(plan):
             if entry == "U":
                 modules.append(nn.Upsample(scale_factor=2, mode="nearest"))
+                if detail_path and detail_after is None:
+                    detail_after, channels = len(modules) - 1, channels + DETAIL_CHANNELS
                 continue
             out = int(entry) if i == last else max(1, round(int(entry) * width))
             modules += [nn.ReflectionPad2d(1), nn.Conv2d(channels, out, 3)]
@@ -204,56 +221,91 @@ class Decoder(nn.Sequential):
         self.architecture: str = architecture
         self.width: float = float(width)
         self.colour_path: bool = bool(colour_path)
+        self.detail_path: bool = bool(detail_path)
+        self._detail_after: int | None = detail_after
+
+    def index_after_first_upsampling(self) -> int:
+        """Index of the module after which the detail path joins (the first upsampling)."""
+        return next(i for i, module in enumerate(self) if isinstance(module, nn.Upsample))
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the decoder's input: relu4_1, then the colour path's, then the packed detail path's."""
+        return (FEATURE_CHANNELS + (COLOUR_CHANNELS if self.colour_path else 0)
+                + (4 * DETAIL_CHANNELS if self.detail_path else 0))
 
     def forward(self, features: Tensor) -> Tensor:
         """Decode features.
 
         Args:
-            features: :math:`(B, 512, h, w)`, AdaIN output at ``relu4_1``; with the colour path
-                :math:`(B, 515, h, w)`, the AdaIN output of :func:`decoder_input`.
+            features: :math:`(B, C, h, w)`, the AdaIN output of :func:`decoder_input`: relu4_1 (C = 512); with
+                the colour path its 3 colour channels after it; with the detail path the packed relu3_1 last
+                (C = :attr:`input_channels`).
 
         Returns:
             :math:`(B, 3, 8h, 8w)`, roughly RGB in 0..1 (not clamped). With the colour path the
             convolutions add detail to the colour channels' picture, enlarged bilinearly.
         """
+        if features.shape[1] != self.input_channels:
+            raise ValueError(f"the decoder takes {self.input_channels} channels, got {features.shape[1]}")
+        main_channels = self.input_channels - (4 * DETAIL_CHANNELS if self.detail_path else 0)
+        main = features[:, :main_channels]
+        detail = F.pixel_shuffle(features[:, main_channels:], 2) if self.detail_path else None
         fast = self.runs_channels_last(features)
-        out = self.forward_channels_last(features) if fast else super().forward(features)
+        out = self.forward_channels_last(main, detail) if fast else self._forward_layers(main, detail)
         if self.colour_path:
-            colours = features[:, FEATURE_CHANNELS:] / COLOUR_SCALE
+            colours = features[:, FEATURE_CHANNELS:FEATURE_CHANNELS + COLOUR_CHANNELS] / COLOUR_SCALE
             out = out + F.interpolate(colours, size=out.shape[-2:], mode="bilinear", align_corners=False)
         return out
+
+    def _forward_layers(self, x: Tensor, detail: Tensor | None) -> Tensor:
+        for index, module in enumerate(self):
+            x = module(x)
+            if index == self._detail_after:
+                x = torch.cat([x, detail.to(x.dtype)], 1)
+        return x
 
     def runs_channels_last(self, features: Tensor) -> bool:
         """Whether the layers run in channels-last buffers (:mod:`plugin_host.nhwc`): inference in float32 on
         the CPU, no hooks on any layer (bf16 casting uses them), a feature map of at least 2×2."""
         return nhwc.applies(self, features, min_side=2) and all(_plain_layer(m) for m in self)
 
-    def forward_channels_last(self, features: Tensor) -> Tensor:
+    def forward_channels_last(self, features: Tensor, detail: Tensor | None = None) -> Tensor:
         """The layers of this ``Sequential`` for inference, each writing straight into the next convolution's
-        padded channels-last buffer; equal to them up to float rounding, faster in float32 on the CPU."""
-        y, upsample, relu = features.permute(0, 2, 3, 1), False, False
-        for module in self:
+        padded channels-last buffer; equal to them up to float rounding, faster in float32 on the CPU.
+        ``detail``: the unpacked detail path (NCHW), written beside the first upsampled channels."""
+        y, upsample, relu, joins = features.permute(0, 2, 3, 1), False, False, None
+        for index, module in enumerate(self):
             if isinstance(module, nn.Upsample):
                 upsample = True
+                if index == self._detail_after:
+                    joins = detail.permute(0, 2, 3, 1)
             elif isinstance(module, nn.ReLU):
                 relu = True
             elif isinstance(module, nn.Conv2d):
                 factor = 2 if upsample else 1
-                buffer = nhwc.padded(y.shape[1] * factor, y.shape[2] * factor, 1, y)
+                n, height, width, channels = y.shape
+                extra = joins.shape[-1] if joins is not None else 0
+                buffer = y.new_empty(n, height * factor + 2, width * factor + 2, channels + extra)
+                inside = nhwc.interior(buffer, 1)
                 if upsample:
-                    nhwc.upsample_nearest_into(y.clamp_min_(0) if relu else y, nhwc.interior(buffer, 1))
+                    nhwc.upsample_nearest_into(y.clamp_min_(0) if relu else y, inside[..., :channels])
                 else:
-                    nhwc.copy_into(y, nhwc.interior(buffer, 1), relu=relu)
-                y, upsample, relu = nhwc.conv(nhwc.reflect_border(buffer, 1), module), False, False
+                    nhwc.copy_into(y, inside[..., :channels], relu=relu)
+                if joins is not None:
+                    inside[..., channels:].copy_(joins)
+                y, upsample, relu, joins = nhwc.conv(nhwc.reflect_border(buffer, 1), module), False, False, None
         return y.permute(0, 3, 1, 2)
 
     def metadata(self) -> dict[str, Any]:
-        """``{"architecture", "width"}`` (and ``"colour_path": True``): what :func:`load_decoder` needs."""
-        extra = {"colour_path": True} if self.colour_path else {}
+        """``{"architecture", "width"}`` (and ``"colour_path"``, ``"detail_path"`` when set): what
+        :func:`load_decoder` needs."""
+        extra = {name: True for name in ("colour_path", "detail_path") if getattr(self, name)}
         return {"architecture": self.architecture, "width": self.width, **extra}
 
     def extra_repr(self) -> str:
-        return f"architecture={self.architecture!r}, width={self.width}, colour_path={self.colour_path}"
+        return (f"architecture={self.architecture!r}, width={self.width}, colour_path={self.colour_path}, "
+                f"detail_path={self.detail_path}")
 
 
 # --------------------------------------------------------------------------- published encoder
@@ -389,6 +441,16 @@ def _decoder_keys(architecture: str) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in decoder.state_dict().items()}
 
 
+def _joins_detail(state: Mapping[str, Any], architecture: str, width: float) -> bool:
+    """Whether the convolution after the first upsampling takes the detail path's channels too."""
+    with torch.device("meta"):
+        plain = Decoder(architecture, width)
+    index = plain.index_after_first_upsampling() + 2  # its padding, then the convolution
+    weight = state.get(f"{index}.weight")
+    expected = plain[index].in_channels
+    return isinstance(weight, Tensor) and weight.ndim == 4 and weight.shape[1] == expected + DETAIL_CHANNELS
+
+
 def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> Decoder:
     """A :class:`Decoder` with the given weights.
 
@@ -421,7 +483,9 @@ def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | No
     first = state_dict.get("1.weight")
     colour_path = bool(metadata.get("colour_path")) if metadata and "colour_path" in metadata else (
         isinstance(first, Tensor) and first.ndim == 4 and first.shape[1] == FEATURE_CHANNELS + COLOUR_CHANNELS)
-    decoder = Decoder(architecture, width, colour_path=colour_path)
+    detail_path = bool(metadata.get("detail_path")) if metadata and "detail_path" in metadata else (
+        _joins_detail(state_dict, architecture, width))
+    decoder = Decoder(architecture, width, colour_path=colour_path, detail_path=detail_path)
     label = architecture if width == 1 else f"{architecture}, width {width:g}"
     load_strict(decoder, state_dict, f"not an AdaIN decoder for {label}", hint)
     return decoder.eval()
@@ -430,17 +494,33 @@ def load_decoder(state_dict: Mapping[str, Any], metadata: Mapping[str, Any] | No
 # --------------------------------------------------------------------------- encoding
 
 def decoder_input(encoder: VGGEncoder | AdainVGGEncoder, decoder: Decoder, image: Tensor) -> Tensor:
-    """What AdaIN normalises and ``decoder`` decodes: ``relu4_1`` of ``image``, and with the decoder's
-    colour path its 8×8 block means (times :data:`COLOUR_SCALE`) on the same grid.
+    """What AdaIN normalises and ``decoder`` decodes: ``relu4_1`` of ``image``, with the decoder's colour path
+    its 8×8 block means (times :data:`COLOUR_SCALE`) on the same grid, with its detail path its relu3_1 packed
+    onto that grid (2×2 pixels to channels, times :data:`DETAIL_SCALE`).
 
     The default encoder's relu4_1 carries the picture's colours weakly (a linear read-out explains a third
     of the 8×8 block colours; docs/training-probes.md), so a decoder of relu4_1 alone must guess them.
     """
-    features = encode(encoder, image)["relu4_1"]
-    if not decoder.colour_path:
-        return features
-    colours = F.adaptive_avg_pool2d(image.to(features.dtype), features.shape[-2:])  # 8×8 blocks at a multiple of 8
-    return torch.cat([features, colours * COLOUR_SCALE], 1)
+    encoded = encode(encoder, image)
+    features = encoded["relu4_1"]
+    paths = [features]
+    if decoder.colour_path:
+        paths.append(F.adaptive_avg_pool2d(image.to(features.dtype), features.shape[-2:]) * COLOUR_SCALE)  # 8×8 blocks
+    if decoder.detail_path:
+        height, width = features.shape[-2:]
+        detail = _fit(encoded[DETAIL_LAYER], 2 * height, 2 * width)
+        paths.append(F.pixel_unshuffle(detail, 2) * DETAIL_SCALE)
+    return torch.cat(paths, 1) if len(paths) > 1 else features
+
+
+def _fit(features: Tensor, height: int, width: int) -> Tensor:
+    """``features`` cropped, or padded by repeating their edge, to ``height`` × ``width`` (relu3_1 is one row
+    or column off twice relu4_1's size where a pooling rounded up or down an odd side)."""
+    features = features[..., :height, :width]
+    missing_rows, missing_columns = height - features.shape[-2], width - features.shape[-1]
+    if missing_rows or missing_columns:
+        features = F.pad(features, (0, missing_columns, 0, missing_rows), mode="replicate")
+    return features
 
 
 def encode(encoder: VGGEncoder | AdainVGGEncoder, image: Tensor) -> dict[str, Tensor]:

@@ -64,6 +64,9 @@ TRAIN_SCHEMA = Schema(params=(
     BoolParam("colour_path", "Colour path", "give the decoder the picture's 8x8 block colours beside relu4_1 "
               "(AdaIN gives them the style's colour statistics); it adds detail to them, enlarged, instead of "
               "guessing the colours from relu4_1, which the default encoder carries weakly", False),
+    BoolParam("detail_path", "Detail path", "give the decoder the picture's relu3_1 too (AdaIN gives it the "
+              "style's relu3_1 statistics), joined after its first upsampling: relu4_1's grid, 8 px, is coarse for "
+              "the decoder to redraw the picture's detail from", False),
     StringParam("start_from", "Start from", "a decoder to fine-tune (an installed decoder's name or a file); "
                 "empty: a random start", ""),
     *TRAINING_RUN_PARAMS,

@@ -40,7 +40,7 @@ def train(params: Params, ctx: RunContext) -> Path:
                 "width": params.width, "crop": params.crop, "style_weight": params.style_weight,
                 "identity_weight": params.identity_weight, "normalize_features": params.normalize_features,
                 "reconstruction_steps": params.reconstruction_steps, "shift_weight": params.shift_weight,
-                "colour_path": params.colour_path,
+                "colour_path": params.colour_path, "detail_path": params.detail_path,
                 "start_from": params.start_from or None}
     with TrainingRun(ctx, out, params, label="train adain", metadata=metadata) as run:
         encoder = load_encoder(run.ctx, params.encoder)
@@ -84,7 +84,7 @@ def train(params: Params, ctx: RunContext) -> Path:
             image = decoded[: len(target)]
             features = normalise(encode(encoder, image), scales)
             style_targets = normalise(style_features, scales)
-            wanted = normalise({"relu4_1": target[:, :FEATURE_CHANNELS]}, scales)["relu4_1"]  # not the colours
+            wanted = normalise({"relu4_1": target[:, :FEATURE_CHANNELS]}, scales)["relu4_1"]  # relu4_1 alone
             loss_c = content_loss(features["relu4_1"], wanted)
             loss_s = sum(mean_std_style_loss(features[layer], *mean_std(style_targets[layer]))
                          for layer in ENCODER_LAYERS)
@@ -128,7 +128,8 @@ def train(params: Params, ctx: RunContext) -> Path:
 
 def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Decoder:
     """A random decoder, or a copy of ``start_from`` (a registered decoder's name or a file) to fine-tune."""
-    decoder = Decoder(architecture, width=params.width, colour_path=params.colour_path)
+    decoder = Decoder(architecture, width=params.width, colour_path=params.colour_path,
+                      detail_path=params.detail_path)
     if not params.start_from:
         return decoder
     name = params.start_from
@@ -142,6 +143,10 @@ def starting_decoder(ctx: RunContext, params: Params, architecture: str) -> Deco
         raise ParameterError("start_from", f"{name!r} is a decoder for {loaded.architecture} at width "
                              f"{loaded.width:g}; this training builds {architecture} at width {params.width:g}",
                              hint="pick a decoder trained for the same encoder and --width")
+    if loaded.detail_path != decoder.detail_path:
+        has = "has" if loaded.detail_path else "lacks"
+        raise ParameterError("start_from", f"{name!r} {has} the detail path",
+                             hint="give --detail-path as the starting decoder has it, or start from another decoder")
     state = loaded.state_dict()
     if loaded.colour_path != decoder.colour_path:
         if loaded.colour_path:

@@ -231,8 +231,10 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
 
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False},
                                     {"reconstruction_steps": 3}, {"shift_weight": 0.05},
-                                    {"colour_path": True, "identity_weight": 20.0, "shift_weight": 0.05}],
-                         ids=["paper-normalised", "identity-raw", "reconstruction-first", "shift", "colour-path"])
+                                    {"colour_path": True, "identity_weight": 20.0, "shift_weight": 0.05},
+                                    {"colour_path": True, "detail_path": True, "reconstruction_steps": 2}],
+                         ids=["paper-normalised", "identity-raw", "reconstruction-first", "shift", "colour-path",
+                              "detail-path"])
 def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder, registry, losses):
     from PIL import Image
 
@@ -310,6 +312,8 @@ def test_training_can_start_from_a_decoder_of_the_same_shape(tmp_path, default_e
     torch.testing.assert_close(colour["1.weight"][:, :512].float(), first["1.weight"].float(), atol=1e-3, rtol=0)
     with pytest.raises(ParameterError, match="colour path"):
         train(tmp_path / "fifth.pth", start_from=str(tmp_path / "colour.pth"))
+    with pytest.raises(ParameterError, match="lacks the detail path"):
+        train(tmp_path / "sixth.pth", start_from=str(tmp_path / "first.pth"), detail_path=True)
 
 
 def test_the_colour_path_starts_from_the_enlarged_block_colours_and_tiles_without_seams(
@@ -345,6 +349,32 @@ def test_the_colour_path_starts_from_the_enlarged_block_colours_and_tiles_withou
     styled = {**raw, "strength": 1.0, "style_size": 128}
     whole = session.run("adain", {"content": photo, "style": [style]}, {**styled, "tile_size": 0}).rgb
     tiled = session.run("adain", {"content": photo, "style": [style]}, {**styled, "tile_size": 256}).rgb
+    assert float((whole - tiled).abs().max()) < 2 / 255
+
+
+def test_a_detail_path_decoder_runs_tiled_as_untiled(tmp_path, default_encoder, samples_dir):
+    """The detail path's relu3_1 rides on relu4_1's grid, so tiles, masks and strength handle it like relu4_1:
+    a random decoder with both paths gives the same picture whole and in tiles."""
+    from plugin_host.imaging.io import load_image
+    from plugin_host.imaging.resize import resize_to
+    from plugin_host.training import export_model
+    from plugin_host_adain.net import Decoder
+
+    torch.manual_seed(0)
+    decoder = Decoder("vgg16", width=0.25, colour_path=True, detail_path=True)
+    path = tmp_path / "adain-decoder-test.pth"
+    export_model(path, decoder, {"encoder": "vgg16-caffe-hed", **decoder.metadata()}, dtype=torch.float32)
+    entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
+                         extra={"encoder": "vgg16-caffe-hed"})
+    plugin = types.ModuleType("adain_detail_decoder")
+    plugin.register_weights = hookimpl(lambda register: register(entry))
+    session = Session(registry=load_registry(extra_plugins=[("adain_detail_decoder", plugin)]), device="cpu", seed=0)
+    photo = resize_to(load_image(samples_dir / "lighthouse.jpg").rgb, (256, 448))
+    style = load_image(samples_dir / "starry_night.jpg").rgb
+    raw = {"decoder": TEST_DECODER, "max_size": 0, "strength": 0.8, "style_size": 128}
+    whole = session.run("adain", {"content": photo, "style": [style]}, {**raw, "tile_size": 0}).rgb
+    tiled = session.run("adain", {"content": photo, "style": [style]}, {**raw, "tile_size": 256}).rgb
+    assert float(whole.std()) > 0.01  # a picture, not a constant
     assert float((whole - tiled).abs().max()) < 2 / 255
 
 

@@ -209,17 +209,43 @@ def test_encode_rejects_an_encoder_without_the_layers():
         encode(VGGEncoder("vgg16", layers=["relu1_1"]), torch.rand(1, 3, 16, 16))
 
 
-@pytest.mark.parametrize("architecture, colour_path", [("vgg16", False), ("vgg19", False), ("vgg16", True)])
+@pytest.mark.parametrize("architecture, paths", [("vgg16", {}), ("vgg19", {}), ("vgg16", {"colour_path": True}),
+                                                 ("vgg16", {"detail_path": True}),
+                                                 ("vgg19", {"colour_path": True, "detail_path": True})])
 @pytest.mark.parametrize("size", [(9, 7), (2, 3)])
-def test_channels_last_decoding_equals_the_sequential(architecture, colour_path, size):
+def test_channels_last_decoding_equals_the_sequential(architecture, paths, size):
     torch.manual_seed(0)
-    decoder = Decoder(architecture, width=0.25, colour_path=colour_path).eval()
-    features = torch.rand(2, 512 + (3 if colour_path else 0), *size)
+    decoder = Decoder(architecture, width=0.25, **paths).eval()
+    features = torch.rand(2, decoder.input_channels, *size)
+    expected = decoder(features).detach()  # autograd on: the layers one by one
+    assert expected.shape == (2, 3, 8 * size[0], 8 * size[1])
     with torch.no_grad():
         assert decoder.runs_channels_last(features)
-        expected = torch.nn.Sequential.forward(decoder, features)
-        got = decoder.forward_channels_last(features)
+        got = decoder(features)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+
+
+def test_the_detail_path_packs_relu3_1_onto_relu4_1s_grid_and_joins_after_the_first_upsampling():
+    from plugin_host_adain.net import DETAIL_SCALE, decoder_input
+
+    torch.manual_seed(0)
+    decoder = Decoder("vgg16", width=0.25, colour_path=True, detail_path=True)
+    encoder = VGGEncoder("vgg16", layers=ENCODER_LAYERS)
+    image = torch.rand(1, 3, 48, 64)
+    given = decoder_input(encoder, decoder, image)
+    assert given.shape == (1, 512 + 3 + 1024, 6, 8) == (1, decoder.input_channels, 6, 8)
+    relu3_1 = encode(encoder, image)["relu3_1"]
+    torch.testing.assert_close(torch.nn.functional.pixel_shuffle(given[:, 515:], 2), relu3_1 * DETAIL_SCALE)
+    joined = decoder.index_after_first_upsampling() + 2  # its padding, then the convolution
+    assert decoder[joined].in_channels == Decoder("vgg16", width=0.25)[joined].in_channels + 256
+    # an odd side: relu3_1 is cropped or its edge repeated to twice relu4_1's grid
+    assert decoder_input(encoder, decoder, torch.rand(1, 3, 61, 67)).shape[-2:] == (7, 8)
+    with pytest.raises(ValueError, match="1539 channels, got 515"):
+        decoder(given[:, :515])
+    for metadata in (decoder.metadata(), None):  # recorded, or recognised from the joining convolution
+        loaded = load_decoder(decoder.state_dict(), metadata)
+        assert loaded.detail_path and loaded.colour_path
+    assert not load_decoder(Decoder("vgg16", width=0.25).state_dict()).detail_path
 
 
 def test_channels_last_decoding_only_where_it_computes_the_same():

@@ -20,16 +20,18 @@ from plugin_host.testing import MethodConformance
 TEST_DECODER = "adain-decoder-test"
 
 
-def tiny_decoder_registry(folder: Path):
-    """A registry with an extra plugin that registers a random width-1/4 decoder for the default encoder."""
+def tiny_decoder_registry(folder: Path, decoder=None):
+    """A registry with an extra plugin that registers ``decoder`` (default: a random width-1/4 one) for the
+    default encoder as ``TEST_DECODER``, exported in float32."""
     from plugin_host_adain.net import Decoder
     from plugin_host.training import export_model
 
     path = folder / "adain-decoder-test.pth"
-    if not path.exists():
-        torch.manual_seed(0)
-        export_model(path, Decoder("vgg16", width=0.25),
-                     {"encoder": "vgg16-caffe-hed", "architecture": "vgg16", "width": 0.25}, dtype=torch.float32)
+    if decoder is not None or not path.exists():
+        if decoder is None:
+            torch.manual_seed(0)
+            decoder = Decoder("vgg16", width=0.25)
+        export_model(path, decoder, {"encoder": "vgg16-caffe-hed", **decoder.metadata()}, dtype=torch.float32)
     entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
                          extra={"encoder": "vgg16-caffe-hed"})
     plugin = types.ModuleType("adain_test_decoder")
@@ -323,20 +325,13 @@ def test_the_colour_path_starts_from_the_enlarged_block_colours_and_tiles_withou
     such a decoder, tiled and untiled, agree."""
     from plugin_host.imaging.io import load_image
     from plugin_host.imaging.resize import resize_to
-    from plugin_host.training import export_model
     from plugin_host_adain.net import Decoder, load_decoder
     from plugin_host_adain.train import with_colour_path
 
     torch.manual_seed(0)
     decoder = load_decoder(with_colour_path(Decoder("vgg16", width=0.25).state_dict()),
                            {"architecture": "vgg16", "width": 0.25, "colour_path": True})
-    path = tmp_path / "adain-decoder-test.pth"
-    export_model(path, decoder, {"encoder": "vgg16-caffe-hed", **decoder.metadata()}, dtype=torch.float32)
-    entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
-                         extra={"encoder": "vgg16-caffe-hed"})
-    plugin = types.ModuleType("adain_colour_decoder")
-    plugin.register_weights = hookimpl(lambda register: register(entry))
-    session = Session(registry=load_registry(extra_plugins=[("adain_colour_decoder", plugin)]), device="cpu", seed=0)
+    session = Session(registry=tiny_decoder_registry(tmp_path, decoder), device="cpu", seed=0)
     photo = resize_to(load_image(samples_dir / "lighthouse.jpg").rgb, (256, 448))
     raw = {"decoder": TEST_DECODER, "max_size": 0, "strength": 0.0}
     back = session.run("adain", {"content": photo, "style": [photo]}, {**raw, "tile_size": 0}).rgb
@@ -357,18 +352,11 @@ def test_a_detail_path_decoder_runs_tiled_as_untiled(tmp_path, default_encoder, 
     a random decoder with both paths gives the same picture whole and in tiles."""
     from plugin_host.imaging.io import load_image
     from plugin_host.imaging.resize import resize_to
-    from plugin_host.training import export_model
     from plugin_host_adain.net import Decoder
 
     torch.manual_seed(0)
     decoder = Decoder("vgg16", width=0.25, colour_path=True, detail_path=True)
-    path = tmp_path / "adain-decoder-test.pth"
-    export_model(path, decoder, {"encoder": "vgg16-caffe-hed", **decoder.metadata()}, dtype=torch.float32)
-    entry = WeightsEntry(TEST_DECODER, path.name, "adain-decoder", "vgg16", "caffe", UrlSource(path.as_uri()), None,
-                         extra={"encoder": "vgg16-caffe-hed"})
-    plugin = types.ModuleType("adain_detail_decoder")
-    plugin.register_weights = hookimpl(lambda register: register(entry))
-    session = Session(registry=load_registry(extra_plugins=[("adain_detail_decoder", plugin)]), device="cpu", seed=0)
+    session = Session(registry=tiny_decoder_registry(tmp_path, decoder), device="cpu", seed=0)
     photo = resize_to(load_image(samples_dir / "lighthouse.jpg").rgb, (256, 448))
     style = load_image(samples_dir / "starry_night.jpg").rgb
     raw = {"decoder": TEST_DECODER, "max_size": 0, "strength": 0.8, "style_size": 128}

@@ -231,6 +231,26 @@ def test_tiled_matches_untiled_and_seams_are_invisible(session, samples_dir, mas
     assert 0.99 < seam < 1.01, seam  # measured 0.99999 and 1.00000
 
 
+# The AdaIN paper's loss alone, no extra decoder inputs: what each case below adds to (the defaults are the recipe
+# that trained the shipped decoder, with all of these on).
+PAPER_LOSSES = {"style_weight": 10.0, "identity_weight": 0.0, "reconstruction_steps": 0, "shift_weight": 0.0,
+                "colour_path": False, "detail_path": False}
+
+
+def test_training_defaults_are_the_shipped_decoders_recipe(registry):
+    """``train adain`` with no options trains what the shipped decoder's card says it was trained with."""
+    import json
+
+    from plugin_host_adain import SHIPPED
+
+    method = Session(registry=registry, device="cpu", seed=0).method("adain")
+    defaults = {param.name: param.default for param in method.train_schema.params}
+    card = json.loads((SHIPPED / "adain-decoder-vgg16-hed.pth.json").read_text())
+    recipe = ("crop", "style_weight", "identity_weight", "reconstruction_steps", "shift_weight", "colour_path",
+              "detail_path", "normalize_features", "width")
+    assert {key: defaults[key] for key in recipe} == {key: card[key] for key in recipe}
+
+
 @pytest.mark.parametrize("losses", [{}, {"identity_weight": 20.0, "normalize_features": False},
                                     {"reconstruction_steps": 3}, {"shift_weight": 0.05},
                                     {"colour_path": True, "identity_weight": 20.0, "shift_weight": 0.05},
@@ -256,7 +276,7 @@ def test_training_lowers_the_loss_and_resumes_exactly(tmp_path, default_encoder,
             "content_dir": tmp_path / "photos", "style_dir": tmp_path / "paintings", "out": out,
             "iterations": iterations, "batch_size": 2, "crop": 32, "resize_short": 0, "width": 0.25,
             "checkpoint_every": 3, "log_every": 1, "preview_every": 0, "learning_rate": 1e-3, "resume": resume,
-            **losses}, models=registry.model_names())
+            **PAPER_LOSSES, **losses}, models=registry.model_names())
         method.resolve_train()(params, session.context)
         return load_checkpoint(out.with_name(out.name + ".ckpt"))
 
@@ -294,7 +314,8 @@ def test_training_can_start_from_a_decoder_of_the_same_shape(tmp_path, default_e
         session = Session(registry=registry, device="cpu", seed=0)
         params = method.train_schema.validate({
             "content_dir": tmp_path / "photos", "style_dir": tmp_path / "paintings", "out": out, "iterations": 1,
-            "batch_size": 1, "crop": 32, "resize_short": 0, "width": 0.25, "preview_every": 0, **extra},
+            "batch_size": 1, "crop": 32, "resize_short": 0, "width": 0.25, "preview_every": 0, **PAPER_LOSSES,
+            **extra},
             models=registry.model_names())
         method.resolve_train()(params, session.context)
 

@@ -13,6 +13,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from _common import (CONTENT_IMAGE, REPO, STYLE_IMAGE, alternating_children, hea
 
 SCRIPT = str(Path(__file__).resolve())
 ENCODER_FILE = "vgg16-caffe-hed.pth"  # the default encoder, in <shared>/weights
-DECODER_FILE = REPO / "plugins/adain/weights/adain-decoder-vgg16-hed.pth"
 JOHNSON_MODEL = "perceptual-starry-night"
 JOHNSON_FILE = REPO / f"plugins/perceptual/weights/{JOHNSON_MODEL}.pth"
 ADAIN_STYLE_SIZE = 512  # the method's default style_size
@@ -188,16 +188,20 @@ def adain_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """Median seconds of the whole call (encode style and content, AdaIN, decode) after a warm-up call."""
     import torch
 
+    from adain import RANDOM_DECODER, make_session
+
     content, style = inputs(cfg, ADAIN_STYLE_SIZE)
     if cfg["side"] == "plain":
         from plain import VGG16, plain_adain, plain_decoder, plain_vgg, vgg_layer_index
 
         encoder = plain_vgg(state_dict(encoder_path()), vgg_layer_index("relu4_1", VGG16) + 1)
-        decoder = plain_decoder(state_dict(DECODER_FILE))
+        decoder = plain_decoder(state_dict(Path(cfg["decoder_dir"]) / f"{RANDOM_DECODER}.pth"))
         call = as_ours(cfg, lambda: plain_adain(encoder, decoder, content, style))
         precision = "float32"
     else:
-        ours = session(cfg)
+        shipped = cfg.get("shipped_decoder")
+        ours = make_session({**cfg, "device": "cpu", "random_decoder_dir": None if shipped else cfg["decoder_dir"]})
+        params = {} if shipped else {"decoder": RANDOM_DECODER}
         styles = iter(range(1 << 30))
 
         def call():
@@ -205,7 +209,7 @@ def adain_child(cfg: dict[str, Any]) -> dict[str, Any]:
             # the whole call, the same style each call ("same_style") what a warm server does when restyling.
             given = style if cfg.get("same_style") else style.index_put((torch.tensor(0),) * 4,
                                                                          torch.tensor(next(styles) % 256 / 255))
-            return ours.run("adain", {"content": content, "style": [given]}, {})
+            return ours.run("adain", {"content": content, "style": [given]}, params)
         precision = str(ours.context.compute_dtype).removeprefix("torch.")
     seconds, times = timed_calls(call, cfg["repeats"], lambda: None)
     with torch.no_grad():
@@ -268,12 +272,22 @@ def plan(method: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         if method == "adain":
             configs[f"ours-{precision}-same-style"] = {**common, "side": "ours", "precision": precision,
                                                       "same_style": True}
+            configs[f"ours-{precision}-shipped-decoder"] = {**common, "side": "ours", "precision": precision,
+                                                           "shipped_decoder": True}
     return configs
 
 
 def compare(method: str, args: argparse.Namespace) -> dict[str, Any]:
     configs = plan(method, args)
-    runs = alternating_children(SCRIPT, configs, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="versus-plain-") as folder:
+        if method == "adain":
+            # Both sides decode with the paper's decoder (relu4_1 only), random weights of the trained layout:
+            # the same algorithm. The shipped decoder adds a colour and a detail path (its own configuration).
+            from adain import write_random_decoder
+
+            write_random_decoder(Path(folder))
+            configs = {label: {**cfg, "decoder_dir": folder} for label, cfg in configs.items()}
+        runs = alternating_children(SCRIPT, configs, args.rounds)
     summary = {label: {**median_summary(results), "precision": results[0]["precision"],
                        "cpu_system_s": statistics.median(r["cpu_system_s"] for r in results)}
                for label, results in runs.items()}
@@ -284,7 +298,9 @@ def compare(method: str, args: argparse.Namespace) -> dict[str, Any]:
             entry["ratio_plain_heap_kept_over_ours"] = round(kept / entry["seconds"], 3)
     what = {"gatys": "seconds per L-BFGS step (median of the timed steps of a child)",
             "adain": "seconds per whole call (encode style and content, AdaIN, decode; median of a child's calls; "
-                     "'same-style': the style's statistics remembered from the call before)",
+                     "both sides the paper's relu4_1 decoder, random weights of the trained layout; 'same-style': "
+                     "the style's statistics remembered from the call before; 'shipped-decoder': ours with the "
+                     "shipped decoder, which adds a colour and a detail path, so not the same network)",
             "johnson": "seconds per stylisation (median of a child's calls)"}[method]
     return {"method": method, "size": configs["plain"]["size"], "measure": what, "summary": summary, "children": runs,
             "configs": configs}

@@ -116,16 +116,18 @@ def train(params: Params, ctx: RunContext) -> Path:
         def fakes(with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
             codes = mine(torch.randn(batch * world, 2, config.z_dim))
             mixing, crossover = torch.rand(()) < params.mixing, int(torch.randint(1, generator.n_latent, ()))
-            with torch.set_grad_enabled(with_grad):
+            with torch.set_grad_enabled(with_grad), run.ctx.autocast():
                 w = generator.mapping(codes[:, 0], labels)
                 w_plus = w[:, None].repeat(1, generator.n_latent, 1)
                 if mixing:
                     w_plus[:, crossover:] = generator.mapping(codes[:, 1], labels)[:, None]
                 noise = generator.make_noise(batch, "random", device=device)
-                return generator.synthesis(w_plus, noise), w.detach()
+                return generator.synthesis(w_plus, noise).float(), w.detach().float()
 
         def see(images: torch.Tensor) -> torch.Tensor:
-            return discriminator(augment(images, policy), labels)
+            """D's logits for (augmented) pictures; in the run's precision (the R1 penalty is always float32)."""
+            with run.ctx.autocast():
+                return discriminator(augment(images, policy), labels).float()
 
         def step(index: int) -> dict[str, float]:
             reals = torch.cat([next(stream) for stream in streams]).to(device) * 2 - 1

@@ -222,8 +222,8 @@ TINY = {"resolution": 16, "channel_base": 128, "channel_max": 16, "z_dim": 16, "
         "batch_size": 4, "r1_every": 2, "log_every": 1, "preview_every": 0, "learning_rate": 0.002, "kid_every": 0}
 
 
-def _train(data, out: Path, iterations: int, **extra):
-    session = Session(device="cpu", seed=0, precision="fp32")
+def _train(data, out: Path, iterations: int, precision: str = "fp32", **extra):
+    session = Session(device="cpu", seed=0, precision=precision)
     method = session.method("stylegan")
     params = method.train_schema.validate({"data": data, "out": out, "iterations": iterations,
                                            "checkpoint_every": 12, **TINY, **extra},
@@ -275,6 +275,22 @@ def test_training_with_classes_from_sub_folders(tmp_path):
     assert generator.config.classes == ("dots", "flat") and generator.config.style_op == "adain"
     assert generator.w_avg.shape == (2, 16) and not torch.equal(generator.w_avg[0], generator.w_avg[1])
     assert (tmp_path / "c-preview-0000002.png").is_file()
+
+
+def test_training_honours_the_precision(tmp_path):
+    """bf16 runs the networks' passes in bfloat16 (the weights and Adam stay float32): same seed, other numbers."""
+    data = _training_data(tmp_path)
+    _train(data, tmp_path / "fp32.pth", 4)
+    _train(data, tmp_path / "bf16.pth", 4, precision="bf16")
+    logs = {n: [json.loads(line) for line in (tmp_path / f"{n}.pth.log.jsonl").read_text().splitlines()]
+            for n in ("fp32", "bf16")}
+    assert all(math.isfinite(r[key]) for r in logs["bf16"] for key in ("loss_d", "loss_g", "r1"))
+    # the first D loss comes from the same pictures and weights: close, but not equal
+    assert logs["bf16"][0]["loss_d"] == pytest.approx(logs["fp32"][0]["loss_d"], rel=0.05)
+    assert logs["bf16"][0]["loss_d"] != logs["fp32"][0]["loss_d"]
+    weights = {n: torch.load(tmp_path / f"{n}.pth.ckpt", weights_only=True)["models"]["generator"]
+               for n in ("fp32", "bf16")}
+    assert all(value.dtype == torch.float32 for value in weights["bf16"].values() if value.is_floating_point())
 
 
 def test_torchrun_trains_with_two_processes(tmp_path):

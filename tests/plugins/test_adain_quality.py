@@ -50,7 +50,7 @@ def unseen_pairs(shared_dir):
             for i, photo in enumerate(photos)]
 
 
-def test_the_bars_of_the_trained_quality_issue_on_unseen_pictures(adain, shared_dir, unseen_pairs):
+def test_the_bars_of_the_trained_quality_issue_on_unseen_pictures(adain, unseen_pairs):
     """Strength 0 gives the photo back (median PSNR at least 18 dB); at strength 1 no pattern locks to the pixel
     grid (``peak`` at most 3.5 on 90 % of the outputs; photos reach 2.5-3.6) and the content is kept (relu4_2
     distance to the photo at most 0.45 of the painting's, as a median)."""

@@ -271,30 +271,24 @@ class Decoder(nn.Sequential):
         return nhwc.applies(self, features, min_side=2) and all(_plain_layer(m) for m in self)
 
     def forward_channels_last(self, features: Tensor, detail: Tensor | None = None) -> Tensor:
-        """The layers of this ``Sequential`` for inference, each writing straight into the next convolution's
-        padded channels-last buffer; equal to them up to float rounding, faster in float32 on the CPU.
-        ``detail``: the unpacked detail path (NCHW), written beside the first upsampled channels."""
+        """The layers of this ``Sequential`` for inference in channels-last buffers, each upsampling and the
+        convolution after it computed as one resize convolution on the smaller grid (:func:`nhwc.upsample_conv`);
+        equal to them up to float rounding, faster in float32 on the CPU. ``detail``: the unpacked detail path
+        (NCHW), joined to the first upsampled channels."""
         y, upsample, relu, joins = features.permute(0, 2, 3, 1), False, False, None
         for index, module in enumerate(self):
             if isinstance(module, nn.Upsample):
                 upsample = True
                 if index == self._detail_after:
-                    joins = detail.permute(0, 2, 3, 1)
+                    joins = detail.permute(0, 2, 3, 1).to(y.dtype)
             elif isinstance(module, nn.ReLU):
                 relu = True
             elif isinstance(module, nn.Conv2d):
-                factor = 2 if upsample else 1
-                n, height, width, channels = y.shape
-                extra = joins.shape[-1] if joins is not None else 0
-                buffer = y.new_empty(n, height * factor + 2, width * factor + 2, channels + extra)
-                inside = nhwc.interior(buffer, 1)
                 if upsample:
-                    nhwc.upsample_nearest_into(y.clamp_min_(0) if relu else y, inside[..., :channels])
+                    y = nhwc.upsample_conv(y.clamp_min_(0) if relu else y, module, joined=joins)
                 else:
-                    nhwc.copy_into(y, inside[..., :channels], relu=relu)
-                if joins is not None:
-                    inside[..., channels:].copy_(joins)
-                y, upsample, relu, joins = nhwc.conv(nhwc.reflect_border(buffer, 1), module), False, False, None
+                    y = nhwc.conv(nhwc.pad_reflect(y, 1, relu=relu), module)
+                upsample, relu, joins = False, False, None
         return y.permute(0, 3, 1, 2)
 
     def metadata(self) -> dict[str, Any]:

@@ -119,3 +119,43 @@ def test_instance_norm_into_a_buffer_that_also_holds_the_residual():
         want = want.detach()
         nhwc.instance_norm_into(y.clone(), norm, out, residual=residual)
     torch.testing.assert_close(out, want, rtol=1e-5, atol=1e-5)
+
+
+def resize_conv(x, layer):
+    """The layers upsample_conv replaces: nearest ×2, reflection padding 1, the convolution (NCHW)."""
+    return layer(F.pad(F.interpolate(x, scale_factor=2), (1,) * 4, mode="reflect"))
+
+
+@pytest.mark.parametrize("size, inputs, outputs", [((6, 9), 5, 7), ((1, 4), 3, 2), ((13, 1), 8, 16)])
+def test_a_resize_convolution_on_the_small_grid_equals_upsampling_then_convolving(size, inputs, outputs):
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(inputs, outputs, 3)
+    x = torch.randn(2, inputs, *size)
+    with torch.no_grad():
+        got = nhwc.upsample_conv(nhwc_of(x), layer)
+        want = resize_conv(x, layer)
+    assert got.is_contiguous() and got.shape == (2, 2 * size[0], 2 * size[1], outputs)
+    torch.testing.assert_close(nchw_of(got), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_resize_convolution_with_joined_channels_at_the_large_size():
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(4 + 3, 6, 3)
+    x, joined = torch.randn(1, 4, 5, 7), torch.randn(1, 3, 10, 14)
+    with torch.no_grad():
+        got = nhwc.upsample_conv(nhwc_of(x), layer, joined=nhwc_of(joined))
+        want = layer(F.pad(torch.cat([F.interpolate(x, scale_factor=2), joined], 1), (1,) * 4, mode="reflect"))
+        torch.testing.assert_close(nchw_of(got), want, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="takes 7 inputs, got 4 \\+ 0 joined"):
+            nhwc.upsample_conv(nhwc_of(x), layer)
+
+
+def test_the_resize_kernel_follows_new_weights():
+    layer = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 6, 6)
+    with torch.no_grad():
+        first = nhwc.upsample_conv(nhwc_of(x), layer)
+        layer.weight.mul_(-1)
+        second = nhwc.upsample_conv(nhwc_of(x), layer)
+        torch.testing.assert_close(nchw_of(second), resize_conv(x, layer), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(first, second, atol=1e-3)

@@ -76,7 +76,13 @@ def test_channels_last_inference_equals_the_modules(blocks, affine, gate):
         assert net.runs_channels_last(image)
         expected = net.decoder(net.transformer(net.encoder(image), gate.expand(2, -1)))
         got = net.forward_channels_last(image, gate.expand(2, -1))
-    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+    if not gate.any():
+        # no branch: flat features, whose instance norms (variance 0) magnify float rounding by 1/sqrt(eps);
+        # the resize convolution rounds each of its four output phases its own way, so allow that much
+        assert float(expected.std((2, 3)).max()) < 1e-5
+        torch.testing.assert_close(got, expected, rtol=0, atol=5e-3)
+    else:
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
 
 
 def test_channels_last_inference_only_where_it_computes_the_same():

@@ -103,24 +103,25 @@ def project(generator: Generator, target: Tensor, encoder: Callable[[Tensor], di
              for layer in generator.synthesis.layers]
     optimizer = torch.optim.Adam([w_plus, *noise], lr=lr, betas=(0.9, 0.999))
     losses: list[float] = []
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr)
-        explore = spread * STYLE_NOISE * max(0.0, 1 - step / (steps * STYLE_NOISE_UNTIL)) ** 2
-        jitter = torch.randn(w_plus.shape, generator=rng).to(device) * explore
-        picture = (generator.synthesis(w_plus + jitter, noise).float() + 1) / 2
-        distance = perceptual_weight * perceptual_distance(features(picture), wanted) \
-            + pixel_weight * F.mse_loss(picture, target)
-        loss = distance + noise_regularize * noise_regularisation(noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            for n in noise:
-                n.sub_(n.mean()).div_(n.std() + 1e-8)
-        losses.append(float(distance.detach()))
-        if on_step is not None:
-            on_step(step, losses[-1])
+    with torch.enable_grad():  # also when the caller computes under no_grad (a script using the Python API)
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, steps, lr)
+            explore = spread * STYLE_NOISE * max(0.0, 1 - step / (steps * STYLE_NOISE_UNTIL)) ** 2
+            jitter = torch.randn(w_plus.shape, generator=rng).to(device) * explore
+            picture = (generator.synthesis(w_plus + jitter, noise).float() + 1) / 2
+            distance = perceptual_weight * perceptual_distance(features(picture), wanted) \
+                + pixel_weight * F.mse_loss(picture, target)
+            loss = distance + noise_regularize * noise_regularisation(noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                for n in noise:
+                    n.sub_(n.mean()).div_(n.std() + 1e-8)
+            losses.append(float(distance.detach()))
+            if on_step is not None:
+                on_step(step, losses[-1])
     return Projection(w_plus.detach(), [n.detach() for n in noise], losses)
 
 

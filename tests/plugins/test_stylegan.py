@@ -192,6 +192,8 @@ def test_projection_finds_a_generated_picture_again_and_restyles_it(tmp_path, re
     projected = session.run("stylegan-project", {"content": target}, {**params, "save_latent": latent}).rgb
     reused = session.run("stylegan-project", {"content": target}, {**params, "latent": latent, "steps": 1}).rgb
     assert torch.equal(projected, reused)
+    with torch.no_grad():  # a script's no_grad does not stop the projection's optimisation
+        assert torch.equal(session.run("stylegan-project", {"content": target}, params).rgb, projected)
     restyled = session.run("stylegan-project", {"content": target},
                            {**params, "latent": latent, "style_seed": 9, "restyle_layers": "coarse"}).rgb
     assert not torch.equal(restyled, reused)

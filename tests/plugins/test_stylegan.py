@@ -206,6 +206,30 @@ def test_projection_finds_a_generated_picture_again_and_restyles_it(tmp_path, re
                     {"checkpoint": tmp_path / "other.pth", "latent": latent, "steps": 1})
 
 
+def test_the_sheet_script_draws_every_figure_of_a_generator_with_classes(tmp_path, monkeypatch, capsys):
+    """docs/make_stylegan_sheet.py on a tiny generator with two classes: its sheets have the rows and columns
+    its docstring promises (cells of 32 px, gaps of 4)."""
+    import runpy
+
+    path = export_generator(tiny_generator(noise=0.2, classes=("photo", "monet")), tmp_path / "classes.pth")
+    script = Path(__file__).resolve().parents[2] / "docs" / "make_stylegan_sheet.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--checkpoint", str(path), "--out-dir", str(tmp_path),
+                                      "--side", "32", "--measure", "0"])
+    runpy.run_path(str(script), run_name="__main__")
+    report = json.loads(capsys.readouterr().out)
+    assert report["classes"] == ["photo", "monet"]
+    from PIL import Image
+
+    def cells(file):
+        with Image.open(tmp_path / file) as image:
+            return ((image.width + 4) // 36, (image.height + 4) // 36)
+
+    # 8 seeds a class, then a truncation row a class; mixing: 4 destinations and the source, 3 mixed rows;
+    # noise: 4 draws and their spread, then the 4 noise layer settings
+    assert [cells(f) for f in ("stylegan-sheet.jpg", "stylegan-mixing.jpg", "stylegan-noise.jpg")] == \
+        [(8, 4), (5, 4), (5, 2)]
+
+
 # -- training ----------------------------------------------------------------------------------------
 
 def _training_data(folder: Path) -> str:

@@ -220,8 +220,8 @@ def upsample_conv(x: Tensor, layer: nn.Conv2d, joined: Tensor | None = None) -> 
     """``layer`` (3×3, stride 1, unpadded) on ``x`` enlarged ×2 by nearest neighbour and reflection-padded by 1
     (a resize convolution), computed on ``x``'s own grid: each of the four output phases sees a 2×2 window of
     ``x``, so one 2×2 convolution with four times the outputs does 16 multiply-adds per input pixel and
-    channel pair where the enlarged picture needs 36 (about 2.2 times fewer; 2–3 times faster measured,
-    docs in ``benchmarks/README.md``). Reflection at the enlarged border is replication at ``x``'s border.
+    channel pair where the enlarged picture needs 36, and the enlarged picture is never written (what it saves:
+    ``benchmarks/README.md``). Reflection at the enlarged border is replication at ``x``'s border.
 
     ``joined``: NHWC channels at the enlarged size joined after ``x``'s (the last of ``layer``'s inputs),
     convolved at that size with their share of the kernel and added. Returns NHWC ``(N, 2H, 2W, outputs)``."""

@@ -54,7 +54,7 @@ class Sheets:
 
     def __init__(self, source: dict[str, str]) -> None:
         self.render = plugin_host.load_method("stylegan", device="auto", seed=0)
-        self.restyle = plugin_host.load_method("stylegan-project", device="auto", seed=0)
+        self.restyle = plugin_host.load_method("stylegan-project", session=self.render.session)  # one model cache
         self.source = source
         self.classes = generator_classes(self.render, source)
 
@@ -112,13 +112,14 @@ def generator_classes(render, source: dict[str, str]) -> tuple[str, ...]:
 def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
     """``peak`` of ``count`` generated pictures a class, and their distance to the nearest training picture (the
     memorisation check: 1 = as far as two training pictures are from each other; a copy would be near 0)."""
-    from plugin_host_stylegan.evaluate import PooledFeatures, nearest_real_distance, reference_pictures
+    from plugin_host_stylegan.evaluate import (FEATURE_LAYERS, PooledFeatures, nearest_real_distance,
+                                               reference_pictures)
     from plugin_host.sdk import DEFAULT_ENCODER
 
     folders = {"photo": shared / "datasets" / "content"} | {
         name: shared / "datasets" / "style" / name for name in sheets.classes if name != "photo"}
     ctx = sheets.render.session.context
-    features = PooledFeatures(ctx.load_encoder(DEFAULT_ENCODER, ("relu4_3", "relu5_3")))
+    features = PooledFeatures(ctx.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS))
     found: dict[str, object] = {}
     for name in sheets.classes:
         pictures = torch.cat([sheets.picture(seed, collection=name, truncation=1.0) for seed in range(count)])

@@ -14,7 +14,7 @@ Writes, under --out-dir (docs/gallery):
   the photo, its projection, then the projection with its fine styles from a seed of each class.
 
 Prints JSON: the generator, the files, and the measures of :func:`measure` (``peak`` of generated pictures,
-distance to the nearest training picture for the memorisation check).
+distance to the nearest training picture for the memorisation check, share nearest their own class).
 """
 from __future__ import annotations
 
@@ -110,8 +110,10 @@ def generator_classes(render, source: dict[str, str]) -> tuple[str, ...]:
 
 
 def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
-    """``peak`` of ``count`` generated pictures a class, and their distance to the nearest training picture (the
-    memorisation check: 1 = as far as two training pictures are from each other; a copy would be near 0)."""
+    """Per class, of ``count`` generated pictures: ``peak``; the distance to the nearest training picture (the
+    memorisation check: 1 = as far as two training pictures are from each other; a copy would be near 0); and
+    ``own_class``, the share whose features are nearest the mean of their own class's training pictures among
+    the classes' means (``own_class_real``: the same share for the training pictures themselves)."""
     from plugin_host_stylegan.evaluate import (FEATURE_LAYERS, PooledFeatures, nearest_real_distance,
                                                reference_pictures)
     from plugin_host.sdk import DEFAULT_ENCODER
@@ -120,16 +122,25 @@ def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
         name: shared / "datasets" / "style" / name for name in sheets.classes if name != "photo"}
     ctx = sheets.render.session.context
     features = PooledFeatures(ctx.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS))
+    side = sheets.picture(0, collection=sheets.classes[0]).shape[-1]
+    reals = {name: reference_pictures([folders[name]], side, 400) for name in sheets.classes}
+    real_features = {name: torch.cat([features(batch) for batch in real.split(50)]) for name, real in reals.items()}
+    centroids = torch.stack([f.mean(0) for f in real_features.values()])
+
+    def own_share(found: torch.Tensor, index: int) -> float:
+        return round(float((torch.cdist(found, centroids).argmin(1) == index).float().mean()), 3)
+
     found: dict[str, object] = {}
-    for name in sheets.classes:
+    for index, name in enumerate(sheets.classes):
         pictures = torch.cat([sheets.picture(seed, collection=name, truncation=1.0) for seed in range(count)])
         peaks = [periodic_peak(p[None]) for p in pictures]
-        real = reference_pictures([folders[name]], pictures.shape[-1], 400)
-        nearest = nearest_real_distance([real], [pictures], features)
+        nearest = nearest_real_distance([reals[name]], [pictures], features)
         found[name] = {"peak_median": round(statistics.median(peaks), 3),
                        "peak_within_3_5": round(sum(p <= 3.5 for p in peaks) / len(peaks), 3),
                        "nearest_real_min": round(float(nearest.min()), 3),
-                       "nearest_real_median": round(float(nearest.median()), 3)}
+                       "nearest_real_median": round(float(nearest.median()), 3),
+                       "own_class": own_share(features(pictures), index),
+                       "own_class_real": own_share(real_features[name], index)}
     return found
 
 

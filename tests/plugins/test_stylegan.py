@@ -211,14 +211,27 @@ def test_the_sheet_script_draws_every_figure_of_a_generator_with_classes(tmp_pat
     its docstring promises (cells of 32 px, gaps of 4)."""
     import runpy
 
+    from PIL import Image
+
     path = export_generator(tiny_generator(noise=0.2, classes=("photo", "monet")), tmp_path / "classes.pth")
+    shared = tmp_path / "shared"  # training pictures for the measures: noisy "photos", flat "Monets"
+    for folder, picture in ((shared / "datasets" / "content", lambda i: Image.effect_noise((40, 40), 40 + 20 * i)),
+                            (shared / "datasets" / "style" / "monet", lambda i: Image.new("L", (40, 40), 60 * i))):
+        folder.mkdir(parents=True)
+        for i in range(3):
+            picture(i).convert("RGB").save(folder / f"{i}.png")
+    monkeypatch.setenv("PLUGIN_HOST_SHARED", str(shared))
     script = Path(__file__).resolve().parents[2] / "docs" / "make_stylegan_sheet.py"
     monkeypatch.setattr(sys, "argv", [str(script), "--checkpoint", str(path), "--out-dir", str(tmp_path),
-                                      "--side", "32", "--measure", "0"])
+                                      "--side", "32", "--measure", "2"])
     runpy.run_path(str(script), run_name="__main__")
     report = json.loads(capsys.readouterr().out)
     assert report["classes"] == ["photo", "monet"]
-    from PIL import Image
+    for name in ("photo", "monet"):
+        found = report["measures"][name]
+        assert found["own_class_real"] == 1.0  # the two made-up collections are easy to tell apart
+        assert 0 <= found["own_class"] <= 1 and 0 <= found["peak_within_3_5"] <= 1
+        assert 0 <= found["nearest_real_min"] <= found["nearest_real_median"]
 
     def cells(file):
         with Image.open(tmp_path / file) as image:

@@ -97,12 +97,12 @@ def test_render_from_the_cli_without_an_image(tmp_path, registry):
     assert (tmp_path / "stylegan.png").is_file()
 
 
-def test_no_generator_installed_is_one_line_saying_how_to_get_one(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "plugin_host", "run", "stylegan", "--seed", "3", "-o",
-                           str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
+def test_a_generator_not_installed_is_one_line_saying_how_to_get_one(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "plugin_host", "run", "stylegan", "--generator", "my-faces",
+                           "--seed", "3", "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no StyleGAN generator 'stylegan-paintings' is installed")
+    assert len(lines) == 1 and lines[0].startswith("error: no StyleGAN generator 'my-faces' is installed")
     assert "plugin_host train stylegan" in lines[0] and "--checkpoint FILE" in lines[0]
     assert not (tmp_path / "x.png").exists()
     listed = subprocess.run([sys.executable, "-m", "plugin_host", "list"], capture_output=True, text=True, timeout=120)

@@ -11,6 +11,8 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 from .errors import Cancelled
@@ -42,12 +44,32 @@ class Progress:
         self.total: int | None = None
         self.step = 0
         self._started = time.monotonic()
+        self._stages_begun = 0
 
     def stage(self, name: str, total: int | None = None) -> None:
         self.close()
         self.stage_name, self.total, self.step = name, total, 0
         self._started = time.monotonic()
+        self._stages_begun += 1
         self._on_stage()
+
+    @contextmanager
+    def nested(self) -> Iterator[None]:
+        """Let work inside a stage (a first download, an evaluation) show stages of its own, then resume.
+
+        On leaving, the outer stage comes back with its name, total, step count and clock, and is announced
+        again (``stage`` event with its ``step``; a bar starting where it was), so the caller's later
+        ``advance`` calls continue its count. Costs nothing when no stage was begun inside.
+        """
+        saved = self.stage_name, self.total, self.step, self._started
+        begun = self._stages_begun
+        try:
+            yield
+        finally:
+            if self._stages_begun != begun:
+                self.close()
+                self.stage_name, self.total, self.step, self._started = saved
+                self._on_stage()
 
     def advance(self, n: int = 1, **info: Any) -> None:
         self.step += n
@@ -87,8 +109,8 @@ class TqdmProgress(Progress):
     def _on_stage(self) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=self.total, desc=self.stage_name, file=self._stream, leave=False,
-                         dynamic_ncols=True, unit="it")
+        self._bar = tqdm(total=self.total, initial=self.step, desc=self.stage_name, file=self._stream,
+                         leave=False, dynamic_ncols=True, unit="it")
 
     def _on_advance(self, n: int, info: dict[str, Any]) -> None:
         if self._bar is not None:
@@ -107,7 +129,8 @@ class TqdmProgress(Progress):
 
 
 class JsonProgress(Progress):
-    """One JSON event per line: ``{"event": "progress", "stage", "step", "total", "eta"}``.
+    """One JSON event per line: ``{"event": "progress", "stage", "step", "total", "eta"}``; a stage begins
+    with ``{"event": "stage", "stage", "total", "step"}`` (``step`` is 0 unless a nested stage ended).
 
     Events are throttled to ``min_interval`` seconds except the last step of a stage.
     """
@@ -125,7 +148,7 @@ class JsonProgress(Progress):
             self._stream.flush()
 
     def _on_stage(self) -> None:
-        self.emit({"event": "stage", "stage": self.stage_name, "total": self.total})
+        self.emit({"event": "stage", "stage": self.stage_name, "total": self.total, "step": self.step})
 
     def _on_advance(self, n: int, info: dict[str, Any]) -> None:
         now = time.monotonic()

@@ -161,23 +161,31 @@ class TrainingRun:
         log = JsonlLog(self.out.with_name(self.out.name + ".log.jsonl"), resume_step=self.start) \
             if self.is_main else None
 
+        # The method's callbacks run nested: a stage they begin (a first download of the encoder an evaluation
+        # needs) is shown, then the training's own stage and count resume.
+        progress = self._ctx.progress
+
         def one_step(index: int) -> dict[str, float]:
-            losses = self.dist.average(step(index))
+            with progress.nested():
+                losses = self.dist.average(step(index))
             if preview is not None and self.is_main and self.preview_every and (index + 1) % self.preview_every == 0:
                 grid = self.out.with_name(f"{self.out.stem}-preview-{index + 1:07d}.png")
-                save_grid(grid, [image.detach() for image in preview(index)], nrow=nrow)
-                self._ctx.progress.preview(str(grid))
+                with progress.nested():
+                    images = [image.detach() for image in preview(index)]
+                save_grid(grid, images, nrow=nrow)
+                progress.preview(str(grid))
             return losses
 
         def save_and_export(at_step: int) -> None:
             self.save(at_step)
             if self.is_main:
-                export(at_step)
+                with progress.nested():
+                    export(at_step)
 
         # A resumed run reports the steps left, so its ETA is not skewed by steps done earlier.
-        self._ctx.progress.stage(self.label + (f" from step {self.start}" if self.start else ""),
-                                 total=self.iterations - self.start)
-        run_steps(self.iterations, self.start, one_step, progress=self._ctx.progress, cancel=self._ctx.cancel,
+        progress.stage(self.label + (f" from step {self.start}" if self.start else ""),
+                       total=self.iterations - self.start)
+        run_steps(self.iterations, self.start, one_step, progress=progress, cancel=self._ctx.cancel,
                   log=log, checkpoint_every=self.checkpoint_every, save_fn=save_and_export,
                   log_every=self.log_every)
         return self.out

@@ -3,6 +3,8 @@ two optimisers, a scheduler and an EMA copy, noise drawn from torch's RNG every 
 from __future__ import annotations
 
 import copy
+import io
+import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +15,7 @@ from torch import nn
 
 from plugin_host.context import RunContext
 from plugin_host.errors import Cancelled
-from plugin_host.progress import CancelToken, Progress
+from plugin_host.progress import CancelToken, JsonProgress, Progress
 from plugin_host.training import ImageFolder, JsonlLog, TrainingRun, load_checkpoint, update_ema
 from test_training import write_image
 
@@ -130,6 +132,30 @@ def test_exports_checkpoints_and_previews_land_beside_the_output(photos: Path, t
     grids = sorted(p.name for p in tmp_path.glob("gan-preview-*.png"))
     assert grids == ["gan-preview-0000004.png", "gan-preview-0000008.png"]
     assert ctx.progress.previews == [str(tmp_path / g) for g in grids]
+
+
+def test_a_stage_begun_inside_a_step_does_not_take_over_the_training_count(tmp_path: Path) -> None:
+    """A snapshot that first downloads an encoder shows its stage; the training bar then goes on from there."""
+    stream = io.StringIO()
+    ctx = context()
+    ctx.progress = JsonProgress(stream, min_interval=0)
+    params = SimpleNamespace(iterations=5, checkpoint_every=0, log_every=1, preview_every=0, resume=True)
+    with TrainingRun(ctx, tmp_path / "toy.pth", params, label="train toy") as run:
+        run.track(models={"net": nn.Linear(1, 1)})
+
+        def step(index: int) -> dict[str, float]:
+            if index == 2:
+                ctx.progress.stage("download encoder", total=1)
+                ctx.progress.advance()
+            return {"loss": float(index)}
+
+        run.train(step, export=lambda steps: None)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    shown = [(e["event"], e["stage"], e["step"]) for e in events if e["event"] in ("stage", "progress")]
+    assert shown == [("stage", "train toy", 0), ("progress", "train toy", 1), ("progress", "train toy", 2),
+                     ("stage", "download encoder", 0), ("progress", "download encoder", 1),
+                     ("stage", "train toy", 2), ("progress", "train toy", 3), ("progress", "train toy", 4),
+                     ("progress", "train toy", 5)]
 
 
 def test_update_ema_moves_floats_toward_the_model_and_copies_the_rest() -> None:

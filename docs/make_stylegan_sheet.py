@@ -14,7 +14,8 @@ Writes, under --out-dir (docs/gallery):
   the photo, its projection, then the projection with its fine styles from a seed of each class.
 
 Prints JSON: the generator, the files, and the measures of :func:`measure` (``peak`` of generated pictures,
-distance to the nearest training picture for the memorisation check, share nearest their own class).
+distance to the nearest training picture for the memorisation check, share nearest their own class, how much
+of the layout a new noise draw and new styles change).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import statistics
 from pathlib import Path
 
 import torch
+from torch.nn.functional import adaptive_avg_pool2d
 
 import plugin_host
 from plugin_host.evaluation import periodic_peak
@@ -36,6 +38,8 @@ SEEDS = tuple(range(8))
 TRUNCATIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 PHOTOS = ("golden_gate.jpg", "tubingen.jpg", "sailboat.jpg", "chicago.jpg", "flowers.jpg")
 NOISE_LAYERS = ("all", "fine", "coarse")
+LAYOUT_GRID = 8  # a picture's layout: its mean colour in each cell of an 8×8 grid
+OTHER = 10_000  # offset to a seed no measured picture uses
 
 
 def square_grid(rows: list[list[torch.Tensor]], side: int, gap: int = 4) -> torch.Tensor:
@@ -109,11 +113,20 @@ def generator_classes(render, source: dict[str, str]) -> tuple[str, ...]:
     return read_generator_file(path).config.classes
 
 
+def layout_change(pictures: torch.Tensor, others: torch.Tensor) -> float:
+    """Mean absolute change of the pictures' layouts (0..1 colour), pair by pair."""
+    change = adaptive_avg_pool2d(pictures, LAYOUT_GRID) - adaptive_avg_pool2d(others, LAYOUT_GRID)
+    return round(float(change.abs().mean()), 4)
+
+
 def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
     """Per class, of ``count`` generated pictures: ``peak``; the distance to the nearest training picture (the
-    memorisation check: 1 = as far as two training pictures are from each other; a copy would be near 0); and
+    memorisation check: 1 = as far as two training pictures are from each other; a copy would be near 0);
     ``own_class``, the share whose features are nearest the mean of their own class's training pictures among
-    the classes' means (``own_class_real``: the same share for the training pictures themselves)."""
+    the classes' means (``own_class_real``: the same share for the training pictures themselves); and how much
+    of the layout the noise decides: ``layout_change_noise`` with a new noise draw and the same seed's styles,
+    ``layout_change_styles`` with another seed's styles and the same noise (in a trained StyleGAN the styles
+    decide the layout and the noise only its fine detail)."""
     from plugin_host_stylegan.evaluate import (FEATURE_LAYERS, PooledFeatures, nearest_real_distance,
                                                reference_pictures)
     from plugin_host.sdk import DEFAULT_ENCODER
@@ -130,9 +143,15 @@ def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
     def own_share(found: torch.Tensor, index: int) -> float:
         return round(float((torch.cdist(found, centroids).argmin(1) == index).float().mean()), 3)
 
+    def draw(name: str, seeds: range, noise_offset: int = 0, style_offset: int = 0) -> torch.Tensor:
+        return torch.cat([sheets.picture(style_offset + seed, collection=name, truncation=1.0,
+                                         noise_seed=noise_offset + seed) for seed in seeds])
+
     found: dict[str, object] = {}
     for index, name in enumerate(sheets.classes):
-        pictures = torch.cat([sheets.picture(seed, collection=name, truncation=1.0) for seed in range(count)])
+        pictures = draw(name, range(count))
+        new_noise = draw(name, range(count), noise_offset=OTHER)
+        new_styles = draw(name, range(count), style_offset=OTHER)
         peaks = [periodic_peak(p[None]) for p in pictures]
         nearest = nearest_real_distance([reals[name]], [pictures], features)
         found[name] = {"peak_median": round(statistics.median(peaks), 3),
@@ -140,7 +159,9 @@ def measure(sheets: Sheets, shared: Path, count: int) -> dict[str, object]:
                        "nearest_real_min": round(float(nearest.min()), 3),
                        "nearest_real_median": round(float(nearest.median()), 3),
                        "own_class": own_share(features(pictures), index),
-                       "own_class_real": own_share(real_features[name], index)}
+                       "own_class_real": own_share(real_features[name], index),
+                       "layout_change_noise": layout_change(pictures, new_noise),
+                       "layout_change_styles": layout_change(pictures, new_styles)}
     return found
 
 

@@ -232,6 +232,7 @@ def test_the_sheet_script_draws_every_figure_of_a_generator_with_classes(tmp_pat
         assert found["own_class_real"] == 1.0  # the two made-up collections are easy to tell apart
         assert 0 <= found["own_class"] <= 1 and 0 <= found["peak_within_3_5"] <= 1
         assert 0 <= found["nearest_real_min"] <= found["nearest_real_median"]
+        assert 0 < found["layout_change_noise"] < 1 and 0 < found["layout_change_styles"] < 1
 
     def cells(file):
         with Image.open(tmp_path / file) as image:

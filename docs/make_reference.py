@@ -17,7 +17,7 @@ OUTPUT = Path(__file__).resolve().parent / "cli.md"
 COMMANDS = [[], ["list"], ["plugins"], ["info"], ["run"], ["run", "gatys"], ["run", "adain"], ["run", "perceptual"],
             ["run", "perceptual-sr"], ["run", "gated-gan"], ["run", "stylegan"], ["run", "stylegan-project"],
             ["train"], ["train", "adain"], ["train", "perceptual"], ["train", "perceptual-sr"], ["train", "gated-gan"],
-            ["train", "stylegan"], ["sr-eval"], ["gated-gan-eval"], ["weights"],
+            ["train", "stylegan"], ["sr-eval"], ["gated-gan-eval"], ["stylegan-eval"], ["weights"],
             ["weights", "list"],
             ["weights", "fetch"], ["weights", "verify"], ["weights", "import"], ["weights", "package"], ["serve"], ["gimp"],
             ["gimp", "install"], ["gimp", "uninstall"], ["gimp", "doctor"]]

@@ -10,7 +10,7 @@ the cards, are the choices of ``--collection``.
 """
 from pathlib import Path
 
-from plugin_host.sdk import Method, WeightsEntry, hookimpl, installed_models, packaged_models
+from plugin_host.sdk import Command, Method, WeightsEntry, hookimpl, installed_models, packaged_models
 
 from .schema import MODEL_KIND, PHOTO, SHIPPED_MODEL, TRAIN_SCHEMA, project_schema, render_schema
 
@@ -65,3 +65,11 @@ def register_methods(register):
 def register_weights(register):
     for entry in _models():
         register(entry)
+
+
+@hookimpl
+def register_commands(register):
+    from .quality import add_arguments, handle
+
+    register(Command("stylegan-eval", "KID of a StyleGAN generator per class against its training pictures, "
+                     "beside the photos' distance, and its artefacts (the quality bar)", add_arguments, handle))

@@ -364,3 +364,37 @@ def test_kid_is_small_for_the_same_pictures_and_large_for_others(default_encoder
     assert abs(same[0]) < 0.3 and other[0] > 2 and other[0] > 20 * abs(same[0])  # measured -0.1..0 and 4.1-4.7
     nearest = nearest_real_distance(smooth[:1], [smooth[0][:2], noisy[0][:2]], features)
     assert bool((nearest[:2] < 1e-3).all()) and bool((nearest[2:] > 1).all())
+
+
+def test_the_evaluation_command_passes_a_generator_only_where_it_beats_the_photos(tmp_path, capsys,
+                                                                                   default_encoder):
+    """`plugin_host stylegan-eval`: a class whose "paintings" are the generator's own pictures (other seeds) is
+    far closer to them than noisy "photos" are, so it meets the bar; the same generator measured against the
+    photos themselves as paintings does not. A wrong class list is a one-line error (and its hint), exit 2."""
+    from plugin_host.imaging.io import to_pil
+    from plugin_host_stylegan.evaluate import generated_pictures
+
+    generator = tiny_generator(noise=0.2, classes=("photo", "monet"))
+    path = export_generator(generator, tmp_path / "classes.pth")
+    photos, monets = tmp_path / "photos", tmp_path / "monets"
+    photos.mkdir(), monets.mkdir()
+    gen = torch.Generator().manual_seed(1)
+    for index in range(16):
+        to_pil(torch.rand(1, 3, 32, 32, generator=gen)).save(photos / f"{index}.png")
+    for index, picture in enumerate(next(generated_pictures(generator, 16, 1, seed=99))):
+        to_pil(picture[None]).save(monets / f"{index}.png")
+
+    def evaluate(monet_folder: Path) -> dict:
+        assert main(["stylegan-eval", "--checkpoint", str(path), "--data", f"photo={photos},monet={monet_folder}",
+                     "--images", "16", "--device", "cpu", "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    report = evaluate(monets)
+    monet = report["classes"]["monet"]
+    assert "baseline_kid" not in report["classes"]["photo"]
+    assert monet["kid"] < 0.2 * monet["baseline_kid"], monet
+    assert report["meets_bar"] is (report["classes"]["photo"]["peak_ok_share"] >= 0.9 and monet["peak_ok_share"] >= 0.9)
+    against_photos = evaluate(photos)["classes"]["monet"]
+    assert against_photos["kid"] > against_photos["baseline_kid"] and abs(against_photos["baseline_kid"]) < 0.2
+    code, err = run_cli("stylegan-eval", "--checkpoint", path, "--data", f"photo={photos}", registry=None)
+    assert code == 2 and err.startswith("error: parameter 'data'") and "Traceback" not in err, err

@@ -4,9 +4,9 @@ Two methods: ``stylegan`` renders pictures from seeds (truncation, noise control
 no image; ``stylegan-project`` projects the user's picture into the generator's W+ space and renders it
 again with some layers' styles taken from a seed or from a second picture. ``plugin_host train stylegan``
 trains a generator. Hook implementations only; nothing here imports torch. Generators are weights
-entries of kind ``stylegan-generator``: those shipped in ``weights/`` (none yet) and those in the user's
-models folder (what the trainer writes, or a rosinality checkpoint with a card); their classes, read from
-the cards, are the choices of ``--collection``.
+entries of kind ``stylegan-generator``: the one shipped in ``weights/`` (``stylegan-paintings``) and those
+in the user's models folder (what the trainer writes, or a rosinality checkpoint with a card); their
+classes, read from the cards, are the choices of ``--collection``.
 """
 from pathlib import Path
 

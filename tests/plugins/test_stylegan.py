@@ -97,16 +97,29 @@ def test_render_from_the_cli_without_an_image(tmp_path, registry):
     assert (tmp_path / "stylegan.png").is_file()
 
 
-def test_a_generator_not_installed_is_one_line_saying_how_to_get_one(tmp_path):
+def test_the_shipped_generator_renders_by_default_and_an_unknown_one_is_one_line(tmp_path):
+    out = tmp_path / "shipped.png"
+    proc = subprocess.run([sys.executable, "-m", "plugin_host", "run", "stylegan", "--seed", "3", "--collection",
+                           "vangogh", "-o", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    from PIL import Image
+
+    with Image.open(out) as picture:
+        assert picture.size == (128, 128)
     proc = subprocess.run([sys.executable, "-m", "plugin_host", "run", "stylegan", "--generator", "my-faces",
                            "--seed", "3", "-o", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: no StyleGAN generator 'my-faces' is installed")
-    assert "plugin_host train stylegan" in lines[0] and "--checkpoint FILE" in lines[0]
+    assert lines[0].startswith("error: --generator: unknown stylegan-generator model 'my-faces'"), lines
+    assert "stylegan-paintings" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "x.png").exists()
-    listed = subprocess.run([sys.executable, "-m", "plugin_host", "list"], capture_output=True, text=True, timeout=120)
-    assert listed.returncode == 0 and "stylegan-project" in listed.stdout
+
+
+def test_a_run_that_finds_no_generator_says_how_to_get_one():
+    from plugin_host_stylegan.models import no_generator_error
+
+    error = no_generator_error("my-faces")
+    assert "plugin_host train stylegan" in error.message and "--checkpoint FILE" in error.message
 
 
 def test_python_api_renders_without_an_image_and_a_checkpoint_file_works(tmp_path, registry):

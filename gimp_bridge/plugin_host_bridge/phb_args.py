@@ -10,6 +10,7 @@ from __future__ import annotations
 SLOTS = 2  # image slots offered for an input that takes several images (e.g. two blended styles)
 INT_LIMIT = 2**31 - 1
 FLOAT_LIMIT = 1e15
+AUTOMATIC = "automatic"  # the dialog's choice for a parameter the method fills in itself (its default is None)
 OUTPUT_CHOICES = (("replace", "Replace the layer's pixels"), ("new-layer", "Result in a new layer"),
                   ("new-image", "Result in a new image, at the method's own size"))
 #: A generator (a method that reads no image) can only add its picture: as a new image or a new layer.
@@ -176,6 +177,9 @@ def _param_spec(param: dict) -> dict:
         return dict(base, kind="boolean", default=bool(default))
     if kind in ("choice", "model") and param.get("choices"):
         choices = [(c, c) for c in param["choices"]]
+        if kind == "choice" and default is None:  # the method decides (e.g. from the chosen model): say so first
+            unset = next(n for n in (AUTOMATIC, "-" + AUTOMATIC) if n not in param["choices"])
+            return dict(base, kind="choice", choices=[(unset, "Automatic"), *choices], default=unset, unset=unset)
         if default not in param["choices"]:
             default = param["choices"][0]
         return dict(base, kind="choice", choices=choices, default=default)

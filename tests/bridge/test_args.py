@@ -185,3 +185,20 @@ def test_a_blend_of_weights_gets_one_slider_per_name_and_sends_only_weights_abov
     plan = args.collect(described, {"style-blend-monet": 0.0, "style-blend-ukiyoe": 0.5})
     assert plan["params"] == {"style_blend": {"ukiyoe": 0.5}}
     assert method.schema.validate(plan["params"]).style_blend == {"ukiyoe": 0.5}
+
+
+def test_a_choice_the_method_fills_in_itself_is_automatic_in_the_dialog_and_not_sent(bridge_modules):
+    """A choice whose default is None (StyleGAN's collection: the chosen generator's first class) must not be
+    sent as the first choice, which a generator without that class would refuse."""
+    method = {"name": "m", "inputs": [], "params": [
+        {"name": "collection", "kind": "choice", "default": None, "choices": ["photo", "monet"]},
+        {"name": "odd", "kind": "choice", "default": None, "choices": ["automatic", "x"]},
+        {"name": "mode", "kind": "choice", "default": "b", "choices": ["a", "b"]}]}
+    args = bridge_modules.args
+    specs = by_name(args.argument_specs(method))
+    assert specs["collection"]["choices"][0] == ("automatic", "Automatic")
+    assert specs["collection"]["default"] == "automatic" and specs["odd"]["default"] == "-automatic"
+    assert specs["mode"]["choices"] == [("a", "a"), ("b", "b")] and specs["mode"]["default"] == "b"
+    assert args.collect(method, {})["params"] == {"mode": "b"}
+    assert args.collect(method, {"collection": "monet", "odd": "automatic"})["params"] == \
+        {"collection": "monet", "odd": "automatic", "mode": "b"}

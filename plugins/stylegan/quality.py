@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("generator", nargs="?", default=None, help="an installed generator (or give --checkpoint)")
     parser.add_argument("--checkpoint", type=Path, default=None, help="a generator file, e.g. a training snapshot")
     parser.add_argument("--data", required=True, help="the training pictures, as given to `plugin_host train "
-                        "stylegan`: NAME=DIR,NAME=DIR,… one per class of the generator")
+                        "stylegan`: NAME=DIR,NAME=DIR,… one per class of the generator (DIR for one without)")
     parser.add_argument("--baseline", default=BASELINE, help="the class whose training pictures are the distance "
                         "to beat (default: photo)")
     parser.add_argument("--images", type=int, default=1000, help="generated pictures a class (default 1000)")
@@ -65,9 +65,9 @@ def _class_folders(data: str) -> dict[str, list[Path]]:
     folders: dict[str, list[Path]] = {}
     for item in filter(None, (part.strip() for part in data.split(","))):
         name, _, folder = item.rpartition("=")
-        if not name or not Path(folder).expanduser().is_dir():
-            raise ParameterError("data", f"{item!r} is not NAME=DIR with an existing folder",
-                                 hint="give NAME=DIR,NAME=DIR,… as to `plugin_host train stylegan`")
+        if not Path(folder).expanduser().is_dir():
+            raise ParameterError("data", f"no such folder: {folder!r}",
+                                 hint="give NAME=DIR,NAME=DIR,… (or DIR) as to `plugin_host train stylegan`")
         folders.setdefault(name, []).append(Path(folder).expanduser())
     return folders
 
@@ -103,6 +103,8 @@ def evaluate(ctx: Any, source: str | Path, folders: dict[str, list[Path]], basel
 
     generator = _generator(ctx, source)
     classes = list(generator.config.classes) or [""]
+    if classes == [""] and len(folders) == 1:  # a generator without classes: its one folder, however named
+        folders = {"": next(iter(folders.values()))}
     if sorted(folders) != sorted(classes):
         raise ParameterError("data", f"names the classes {sorted(folders)}, the generator has {sorted(classes)}",
                              hint="give one NAME=DIR for each of the generator's classes")

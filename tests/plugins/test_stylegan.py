@@ -409,5 +409,10 @@ def test_the_evaluation_command_passes_a_generator_only_where_it_beats_the_photo
     assert report["meets_bar"] is (report["classes"]["photo"]["peak_ok_share"] >= 0.9 and monet["peak_ok_share"] >= 0.9)
     against_photos = evaluate(photos)["classes"]["monet"]
     assert against_photos["kid"] > against_photos["baseline_kid"] and abs(against_photos["baseline_kid"]) < 0.2
+    plain = export_generator(tiny_generator(noise=0.2), tmp_path / "plain.pth")
+    assert main(["stylegan-eval", "--checkpoint", str(plain), "--data", str(monets), "--images", "16",
+                 "--device", "cpu", "--json"]) == 0
+    unconditional = json.loads(capsys.readouterr().out)
+    assert list(unconditional["classes"]) == ["all"] and unconditional["baseline"] is None
     code, err = run_cli("stylegan-eval", "--checkpoint", path, "--data", f"photo={photos}", registry=None)
     assert code == 2 and err.startswith("error: parameter 'data'") and "Traceback" not in err, err

@@ -1,23 +1,24 @@
-"""The shipped StyleGAN generator against its quality bar: every painter's class closer to its collection than
-the training photos are (KID on the default encoder's pooled features), and no periodic artefacts."""
+"""The shipped StyleGAN generator against its quality bar, as docs/stylegan.md states it and its card records it:
+1000 pictures a class, every painter's class closer to its collection than the training photos are (KID on the
+default encoder's pooled features), no periodic artefacts, no copied training picture. About 7 minutes on two
+cores, so it is its own CI step (``pytest -m bar``), not part of the README's command."""
 import pytest
 
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.bar]
 
 CLASSES = ("photo", "monet", "vangogh", "ukiyoe", "cezanne")
 
 
 def test_the_shipped_generator_is_closer_to_each_collection_than_the_photos_are(shared_dir, default_encoder):
-    """200 pictures a class here, to keep the suite short; the card's figures are of 1000 (docs/stylegan.md)."""
     from plugin_host.sdk import Session
-    from plugin_host_stylegan.quality import evaluate
+    from plugin_host_stylegan.quality import BAR, evaluate
 
     datasets = shared_dir / "datasets"
     folders = {name: [datasets / "content" if name == "photo" else datasets / "style" / name] for name in CLASSES}
-    report = evaluate(Session(device="cpu", seed=0).context, "stylegan-paintings", folders, "photo", images=200)
+    report = evaluate(Session(device="cpu", seed=0).context, "stylegan-paintings", folders, "photo", images=1000)
     for name, found in report["classes"].items():
-        assert found["peak_ok_share"] >= 0.9, (name, found)
-        assert found["nearest_real_min"] > 0.2, (name, found)  # no training picture drawn again
+        assert found["peak_ok_share"] >= BAR["peak_ok_share"], (name, found)
+        assert found["nearest_real_min"] > 0.2, (name, found)  # a copy of a training picture would be near 0
         if name != "photo":
             assert found["kid"] < found["baseline_kid"], (name, found)
     assert report["meets_bar"]

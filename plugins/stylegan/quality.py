@@ -94,12 +94,10 @@ def evaluate(ctx: Any, source: str | Path, folders: dict[str, list[Path]], basel
              images: int = 1000) -> dict[str, Any]:
     """The quality figures of the generator ``source`` (an installed name or a file) against ``folders``."""
     import torch
-    from torch import nn
 
-    from plugin_host.sdk import DEFAULT_ENCODER, ParameterError, periodic_peak
+    from plugin_host.sdk import DEFAULT_ENCODER, ParameterError
 
-    from .evaluate import (FEATURE_LAYERS, PooledFeatures, generated_pictures, kernel_distance,
-                           nearest_real_distance, reference_pictures)
+    from .evaluate import FEATURE_LAYERS, PooledFeatures, reference_pictures
 
     generator = _generator(ctx, source)
     classes = list(generator.config.classes) or [""]
@@ -109,35 +107,54 @@ def evaluate(ctx: Any, source: str | Path, folders: dict[str, list[Path]], basel
         raise ParameterError("data", f"names the classes {sorted(folders)}, the generator has {sorted(classes)}",
                              hint="give one NAME=DIR for each of the generator's classes")
     features = PooledFeatures(ctx.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS))
-    side = generator.config.resolution
     ctx.progress.stage("stylegan-eval", total=2 * len(classes))
     with torch.no_grad():
         real = {}
         for name in classes:  # every training picture of the class
-            real[name] = torch.cat([features(batch) for batch in
-                                    reference_pictures(folders[name], side, REAL_MAX).split(50)])
+            pictures = reference_pictures(folders[name], generator.config.resolution, REAL_MAX)
+            real[name] = torch.cat([features(batch) for batch in pictures.split(50)])
             ctx.progress.advance()
         found: dict[str, dict[str, float]] = {}
         for index, name in enumerate(classes):
             ctx.cancel.raise_if_cancelled()
-            fake, peaks = [], []
-            for batch in generated_pictures(generator, images, index if name else None):
-                fake.append(features(batch))
-                peaks += [periodic_peak(p[None]) for p in batch[:max(0, PEAK_PICTURES - len(peaks))]]
-            fake_features = torch.cat(fake)
-            kid, kid_std = kernel_distance([real[name]], [fake_features], nn.Identity())
-            nearest = nearest_real_distance([real[name]], [fake_features], nn.Identity())
-            found[name or "all"] = {
-                "kid": round(kid, 4), "kid_std": round(kid_std, 4), "real_pictures": len(real[name]),
-                "peak_median": round(statistics.median(peaks), 3),
-                "peak_ok_share": round(sum(p <= PEAK_MAX for p in peaks) / len(peaks), 3),
-                "nearest_real_median": round(float(nearest.median()), 3),
-                "nearest_real_min": round(float(nearest.min()), 3)}
+            found[name or "all"] = _measure_class(generator, index if name else None, real[name], features, images)
             if name and name != baseline and baseline in real:
-                found[name]["baseline_kid"] = round(kernel_distance([real[name]], [real[baseline]], nn.Identity())[0], 4)
+                found[name]["baseline_kid"] = round(_kid(real[name], real[baseline])[0], 4)
             ctx.progress.advance()
     meets = all(f["peak_ok_share"] >= BAR["peak_ok_share"] and f["kid"] < f.get("baseline_kid", float("inf"))
                 for f in found.values())
     return {"generator": str(source), "images": images, "baseline": baseline if baseline in real else None,
             "classes": found, "bar": {**BAR, "kid": f"below the {baseline} pictures' KID to each collection"},
             "meets_bar": meets}
+
+
+def _kid(real: Any, fake: Any) -> tuple[float, float]:
+    """KID between two sets of features, already computed (so torchmetrics is given an identity extractor)."""
+    from torch import nn
+
+    from .evaluate import kernel_distance
+
+    return kernel_distance([real], [fake], nn.Identity())
+
+
+def _measure_class(generator: Any, label: int | None, real: Any, features: Any, images: int) -> dict[str, float]:
+    """KID, artefacts and nearest training picture of ``images`` pictures of class ``label`` against ``real``."""
+    import torch
+    from torch import nn
+
+    from plugin_host.sdk import periodic_peak
+
+    from .evaluate import generated_pictures, nearest_real_distance
+
+    fake, peaks = [], []
+    for batch in generated_pictures(generator, images, label):
+        fake.append(features(batch))
+        peaks += [periodic_peak(p[None]) for p in batch[:max(0, PEAK_PICTURES - len(peaks))]]
+    fake_features = torch.cat(fake)
+    kid, kid_std = _kid(real, fake_features)
+    nearest = nearest_real_distance([real], [fake_features], nn.Identity())
+    return {"kid": round(kid, 4), "kid_std": round(kid_std, 4), "real_pictures": len(real),
+            "peak_median": round(statistics.median(peaks), 3),
+            "peak_ok_share": round(sum(p <= PEAK_MAX for p in peaks) / len(peaks), 3),
+            "nearest_real_median": round(float(nearest.median()), 3),
+            "nearest_real_min": round(float(nearest.min()), 3)}

@@ -1,6 +1,6 @@
 """The shipped StyleGAN generator against its quality bar, as docs/stylegan.md states it and its card records it:
 1000 pictures a class, every painter's class closer to its collection than the training photos are (KID on the
-default encoder's pooled features), no periodic artefacts, no copied training picture. About 9 minutes on two
+default encoder's pooled features), no periodic artefacts, no copied training picture. 9 to 11 minutes on two
 cores, so it is its own CI step (``pytest -m bar``), not part of the README's command."""
 import pytest
 

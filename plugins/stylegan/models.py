@@ -85,6 +85,14 @@ def no_generator_error(name: str) -> WeightsError:
         f"(model_kind {MODEL_KIND}) into {user_models_dir()}, or pass --checkpoint FILE")
 
 
+def installed_generator_path(ctx: RunContext, name: str) -> Path:
+    """The file of the installed generator ``name`` (fetched and verified); the how-to-get-one error if none."""
+    entry = ctx.registry.weights.get(name)
+    if entry is None or entry.model_kind != MODEL_KIND:
+        raise no_generator_error(name)
+    return ctx.weights.path(name, progress=ctx.progress, cancel=ctx.cancel)
+
+
 def load_generator(ctx: RunContext, params: Params) -> Generator:
     """The run's generator (``--checkpoint`` or ``--generator``) on its device; mapping and synthesis prepared
     for ``ctx.compute_dtype``, ``w_avg`` in ``ctx.dtype``. Cached per file and settings."""
@@ -93,10 +101,7 @@ def load_generator(ctx: RunContext, params: Params) -> Generator:
         stat = path.stat()
         size, key = params.checkpoint_size, ("file", str(path), stat.st_mtime_ns, stat.st_size)
     else:
-        entry = ctx.registry.weights.get(params.generator)
-        if entry is None or entry.model_kind != MODEL_KIND:
-            raise no_generator_error(params.generator)
-        path = ctx.weights.path(params.generator, progress=ctx.progress, cancel=ctx.cancel)
+        path = installed_generator_path(ctx, params.generator)
         card = read_card(path) or {}
         size = params.checkpoint_size or card.get("checkpoint_size")
         key = ("model", params.generator)

@@ -60,33 +60,29 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _class_folders(data: str) -> dict[str, list[Path]]:
+    """``--data`` read as the trainer reads it (one plain DIR: the class ``""``); every folder must exist."""
+    from types import SimpleNamespace
+
     from plugin_host.sdk import ParameterError
 
-    folders: dict[str, list[Path]] = {}
-    for item in filter(None, (part.strip() for part in data.split(","))):
-        name, _, folder = item.rpartition("=")
-        if not Path(folder).expanduser().is_dir():
-            raise ParameterError("data", f"no such folder: {folder!r}",
+    from .train import training_classes
+
+    folders = dict(training_classes(SimpleNamespace(data=data.split(","), class_folders=False)))
+    for folder in (f for group in folders.values() for f in group):
+        if not folder.is_dir():
+            raise ParameterError("data", f"no such folder: '{folder}'",
                                  hint="give NAME=DIR,NAME=DIR,… (or DIR) as to `plugin_host train stylegan`")
-        folders.setdefault(name, []).append(Path(folder).expanduser())
     return folders
 
 
 def _generator(ctx: Any, source: str | Path):
     from plugin_host.sdk import ParameterError
 
-    from .models import no_generator_error, read_generator_file
-    from .schema import MODEL_KIND
+    from .models import installed_generator_path, read_generator_file
 
-    if isinstance(source, Path):
-        if not source.is_file():
-            raise ParameterError("checkpoint", f"no such file: '{source}'", hint="give a generator file")
-        path = source
-    else:
-        entry = ctx.registry.weights.get(source)
-        if entry is None or entry.model_kind != MODEL_KIND:
-            raise no_generator_error(source)
-        path = ctx.weights.path(source, progress=ctx.progress, cancel=ctx.cancel)
+    if isinstance(source, Path) and not source.is_file():
+        raise ParameterError("checkpoint", f"no such file: '{source}'", hint="give a generator file")
+    path = source if isinstance(source, Path) else installed_generator_path(ctx, source)
     return read_generator_file(path).to(ctx.device)
 
 
@@ -101,11 +97,9 @@ def evaluate(ctx: Any, source: str | Path, folders: dict[str, list[Path]], basel
 
     generator = _generator(ctx, source)
     classes = list(generator.config.classes) or [""]
-    if classes == [""] and len(folders) == 1:  # a generator without classes: its one folder, however named
-        folders = {"": next(iter(folders.values()))}
     if sorted(folders) != sorted(classes):
         raise ParameterError("data", f"names the classes {sorted(folders)}, the generator has {sorted(classes)}",
-                             hint="give one NAME=DIR for each of the generator's classes")
+                             hint="give one NAME=DIR for each of the generator's classes (a plain DIR for one without)")
     features = PooledFeatures(ctx.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS))
     ctx.progress.stage("stylegan-eval", total=2 * len(classes))
     with torch.no_grad():

@@ -5,7 +5,8 @@ class's training pictures, as the trainer saw them: KID on the default encoder's
 (:mod:`.evaluate`), and beside it the baseline, the KID of the training photos (the ``--baseline`` class) to the
 same collection. The bar: every painter's class closer to its collection than the photos are, and no periodic
 artefacts (``peak`` ≤ 3.5 on at least 90 % of 100 pictures a class). Also reported: each generated picture's
-distance to its nearest training picture (memorisation check: 1 = as far apart as two training pictures).
+distance to its nearest training picture (memorisation check: 1 = as far apart as two training pictures) and
+the spread of the generated pictures (mode-collapse check: 1 = as varied as the training pictures).
 Nothing here imports torch until the command runs.
 """
 from __future__ import annotations
@@ -54,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
         baseline = f"   (photos {found['baseline_kid']:.3f})" if "baseline_kid" in found else ""
         print(f"{name:10} KID {found['kid']:.3f} ± {found['kid_std']:.3f}{baseline}   peak ok "
               f"{found['peak_ok_share']:.2f}   nearest real {found['nearest_real_median']:.2f} "
-              f"(min {found['nearest_real_min']:.2f})")
+              f"(min {found['nearest_real_min']:.2f})   spread {found['spread']:.2f}")
     print("meets the bar" if report["meets_bar"] else "does not meet the bar")
     return 0
 
@@ -138,7 +139,7 @@ def _measure_class(generator: Any, label: int | None, real: Any, features: Any, 
 
     from plugin_host.sdk import periodic_peak
 
-    from .evaluate import generated_pictures, nearest_real_distance
+    from .evaluate import generated_pictures, nearest_real_distance, relative_spread
 
     fake, peaks = [], []
     for batch in generated_pictures(generator, images, label):
@@ -147,8 +148,9 @@ def _measure_class(generator: Any, label: int | None, real: Any, features: Any, 
     fake_features = torch.cat(fake)
     kid, kid_std = _kid(real, fake_features)
     nearest = nearest_real_distance([real], [fake_features], nn.Identity())
+    spread = relative_spread([real], [fake_features], nn.Identity())
     return {"kid": round(kid, 4), "kid_std": round(kid_std, 4), "real_pictures": len(real),
             "peak_median": round(statistics.median(peaks), 3),
             "peak_ok_share": round(sum(p <= PEAK_MAX for p in peaks) / len(peaks), 3),
             "nearest_real_median": round(float(nearest.median()), 3),
-            "nearest_real_min": round(float(nearest.min()), 3)}
+            "nearest_real_min": round(float(nearest.min()), 3), "spread": round(spread, 3)}

@@ -364,7 +364,8 @@ def test_torchrun_trains_with_two_processes(tmp_path):
 
 def test_kid_is_small_for_the_same_pictures_and_large_for_others(default_encoder, registry):
     from plugin_host.sdk import DEFAULT_ENCODER
-    from plugin_host_stylegan.evaluate import FEATURE_LAYERS, PooledFeatures, kernel_distance, nearest_real_distance
+    from plugin_host_stylegan.evaluate import (FEATURE_LAYERS, PooledFeatures, kernel_distance,
+                                               nearest_real_distance, relative_spread)
 
     session = Session(registry=registry, device="cpu", seed=0, precision="fp32")
     features = PooledFeatures(session.context.load_encoder(DEFAULT_ENCODER, FEATURE_LAYERS), side=64)
@@ -377,6 +378,8 @@ def test_kid_is_small_for_the_same_pictures_and_large_for_others(default_encoder
     assert abs(same[0]) < 0.3 and other[0] > 2 and other[0] > 20 * abs(same[0])  # measured -0.1..0 and 4.1-4.7
     nearest = nearest_real_distance(smooth[:1], [smooth[0][:2], noisy[0][:2]], features)
     assert bool((nearest[:2] < 1e-3).all()) and bool((nearest[2:] > 1).all())
+    assert relative_spread(smooth[:1], smooth[:1], features) == pytest.approx(1)
+    assert relative_spread(smooth[:1], [smooth[0][:1].repeat(12, 1, 1, 1)], features) < 1e-3  # one picture, again
 
 
 def test_the_evaluation_command_passes_a_generator_only_where_it_beats_the_photos(tmp_path, capsys,
@@ -405,6 +408,7 @@ def test_the_evaluation_command_passes_a_generator_only_where_it_beats_the_photo
     report = evaluate(monets)
     monet = report["classes"]["monet"]
     assert "baseline_kid" not in report["classes"]["photo"]
+    assert 0.3 < monet["spread"] < 3, monet  # other draws of the same generator vary about as much
     assert monet["kid"] < 0.2 * monet["baseline_kid"], monet
     assert report["meets_bar"] is (report["classes"]["photo"]["peak_ok_share"] >= 0.9 and monet["peak_ok_share"] >= 0.9)
     against_photos = evaluate(photos)["classes"]["monet"]

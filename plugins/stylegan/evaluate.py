@@ -78,7 +78,7 @@ def relative_spread(real: Iterable[Tensor], fake: Iterable[Tensor], features: nn
     """How varied the fake pictures are: the median distance between two of them over the same median between
     two real ones, in the same features. About 1 for a generator that varies as the training pictures do; a
     generator that draws a few pictures over and over (mode collapse) is near 0, which KID on 50 paintings a
-    collection can miss."""
+    collection can miss. Features pooled over the picture see colours and textures, not where things are."""
     real_features = torch.cat([features(batch) for batch in real])
     fake_features = torch.cat([features(batch) for batch in fake])
     return float(_typical_distance(fake_features) / _typical_distance(real_features))

@@ -133,7 +133,8 @@ def _kid(real: Any, fake: Any) -> tuple[float, float]:
 
 
 def _measure_class(generator: Any, label: int | None, real: Any, features: Any, images: int) -> dict[str, float]:
-    """KID, artefacts and nearest training picture of ``images`` pictures of class ``label`` against ``real``."""
+    """KID, artefacts, nearest training picture and spread of ``images`` pictures of class ``label`` against
+    ``real``."""
     import torch
     from torch import nn
 

@@ -173,8 +173,8 @@ TRAIN_SCHEMA = Schema(params=(
     IntParam("iterations", "Iterations", "training steps", 20000, min=1, max=10_000_000),
     IntParam("batch_size", "Batch size", "images per step (per process under torchrun; with classes, split "
              "evenly over them and rounded up)", 8, min=1, max=256),
-    FloatParam("learning_rate", "Learning rate", "Adam learning rate of both networks (β = 0, 0.99)", 0.0025,
-               min=1e-6, max=1.0),
+    FloatParam("learning_rate", "Learning rate", "Adam learning rate of both networks (β = 0, 0.99); a resumed "
+               "run takes the one given now", 0.0025, min=1e-6, max=1.0),
     FloatParam("r1_gamma", "R1 γ", "weight of the gradient penalty on real images", 1.0, min=0.0, max=1000.0),
     IntParam("r1_every", "R1 every", "steps between gradient penalties (lazy regularisation)", 16, min=1,
              max=1000),

@@ -94,6 +94,10 @@ def train(params: Params, ctx: RunContext) -> Path:
                                  betas=(0.0, 0.99 ** lazy), eps=1e-8)
         run.track(models={"generator": generator, "discriminator": discriminator, "generator_ema": average},
                   optimizers={"generator": opt_g, "discriminator": opt_d})
+        # Resuming restores Adam's saved rate too; the one asked for now wins, so a long run can go on more slowly.
+        for optimizer in (opt_g, opt_d):
+            for group in optimizer.param_groups:
+                group["lr"] = optimizer.defaults["lr"]
         per_class = math.ceil(params.batch_size / len(classes))
         streams = [run.batches(ImageFolder(folders, params.resolution, resize), per_class, stream=k)
                    for k, (_, folders) in enumerate(classes)]

@@ -319,6 +319,20 @@ def test_training_moves_the_losses_as_a_gan_does_and_resumes_exactly(tmp_path, d
     assert read_generator_file(snapshot).config.resolution == 16
 
 
+def test_a_resumed_run_trains_at_the_learning_rate_given_now(tmp_path):
+    """Adam's state holds its rate, and restoring it would silently keep the old one; a run goes on more slowly."""
+    from plugin_host.training import load_checkpoint
+
+    data = _training_data(tmp_path)
+    _train(data, tmp_path / "slow.pth", 2, checkpoint_every=2)
+    _train(data, tmp_path / "slow.pth", 4, checkpoint_every=2, learning_rate=0.0005)
+    checkpoint = load_checkpoint(tmp_path / "slow.pth.ckpt")
+    rates = {name: {group["lr"] for group in state["param_groups"]}
+             for name, state in checkpoint["optimizers"].items()}
+    lazy = TINY["r1_every"] / (TINY["r1_every"] + 1)  # D's rate is scaled for its lazy R1 steps
+    assert checkpoint["step"] == 4 and rates == {"generator": {0.0005}, "discriminator": {0.0005 * lazy}}
+
+
 def test_training_with_classes_from_sub_folders(tmp_path):
     from plugin_host_stylegan.models import read_generator_file
 

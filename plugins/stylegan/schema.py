@@ -170,6 +170,9 @@ TRAIN_SCHEMA = Schema(params=(
                0.01, min=1e-4, max=1.0),
     ChoiceParam("style_op", "Style operator", "modulated (weight demodulation, StyleGAN2) or adain (the 2019 "
                 "paper)", "modulated", choices=("modulated", "adain")),
+    StringParam("init", "Start from", "fine-tune this generator (a file, or an installed generator's name) "
+                "instead of starting from random weights: its network settings and classes replace the options "
+                "above, --data names some of its classes, the discriminator starts afresh", ""),
     IntParam("iterations", "Iterations", "training steps", 20000, min=1, max=10_000_000),
     IntParam("batch_size", "Batch size", "images per step (per process under torchrun; with classes, split "
              "evenly over them and rounded up)", 8, min=1, max=256),

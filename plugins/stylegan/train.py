@@ -33,6 +33,7 @@ from plugin_host.sdk import (ImageFolder, ParameterError, Params, RunContext, Tr
 
 from .augment import augment
 from .net import Discriminator, Generator, GeneratorConfig, widths_for
+from .models import installed_generator_path, read_generator_file
 from .schema import MODEL_KIND
 from .snapshots import KidSnapshots
 
@@ -62,6 +63,19 @@ def training_classes(params: Params) -> list[tuple[str, list[Path]]]:
     return list(named.items())
 
 
+def starting_generator(params: Params, ctx: RunContext, names: tuple[str, ...]) -> Generator:
+    """The generator ``--init`` names (a file, or an installed generator), checked against the data's classes."""
+    path = Path(params.init).expanduser()
+    start = read_generator_file(path if path.is_file() else installed_generator_path(ctx, params.init))
+    have = start.config.classes
+    if bool(have) != bool(names) or not set(names) <= set(have):
+        hint = (f"name some of its classes ({', '.join(have)}): --data {have[0]}=DIR" if have
+                else "it has no classes: give one plain --data DIR")
+        raise ParameterError("init", f"{params.init} does not have the classes --data names "
+                             f"({', '.join(names) or 'none'})", hint=hint)
+    return start
+
+
 def _output_path(params: Params) -> tuple[Path, str]:
     if params.out is not None:
         out = Path(params.out)
@@ -73,12 +87,15 @@ def train(params: Params, ctx: RunContext) -> Path:
     out, name = _output_path(params)
     classes = training_classes(params)
     names = tuple(c for c, _ in classes if c)
-    resize = round(1.25 * params.resolution) if params.resize_short is None else (params.resize_short or None)
     policy = tuple(a for a in params.augment if a != "none")
-    config = GeneratorConfig(resolution=params.resolution,
-                             widths=widths_for(params.resolution, params.channel_base, params.channel_max),
-                             z_dim=params.z_dim, w_dim=params.w_dim, mapping_layers=params.mapping_layers,
-                             mapping_lr_mul=params.mapping_lr_mul, style_op=params.style_op, classes=names)
+    start = starting_generator(params, ctx, names) if params.init else None
+    config = start.config if start is not None else GeneratorConfig(
+        resolution=params.resolution, widths=widths_for(params.resolution, params.channel_base, params.channel_max),
+        z_dim=params.z_dim, w_dim=params.w_dim, mapping_layers=params.mapping_layers,
+        mapping_lr_mul=params.mapping_lr_mul, style_op=params.style_op, classes=names)
+    # Label k of the batch's k-th class: its row in the generator's classes (fine-tuning may train a few of them).
+    label_of = [config.classes.index(c) for c in names]
+    resize = round(1.25 * config.resolution) if params.resize_short is None else (params.resize_short or None)
     metadata = {"method": "stylegan", "generator": config.to_json(), "batch_size": params.batch_size,
                 "learning_rate": params.learning_rate, "r1_gamma": params.r1_gamma, "r1_every": params.r1_every,
                 "mixing": params.mixing, "augment": list(policy), "ema_kimg": params.ema_kimg,
@@ -86,7 +103,9 @@ def train(params: Params, ctx: RunContext) -> Path:
     with TrainingRun(ctx, out, params, label="train stylegan", metadata=metadata) as run:
         device, world, rank = run.device, run.dist.world_size, run.dist.rank
         generator = Generator(config).to(device)
-        discriminator = Discriminator(config.resolution, config.widths, classes=len(names)).to(device)
+        if start is not None:  # fine-tuning: a checkpoint being resumed replaces this in run.track
+            generator.load_state_dict(start.state_dict())
+        discriminator = Discriminator(config.resolution, config.widths, classes=len(config.classes)).to(device)
         average = copy.deepcopy(generator).eval().requires_grad_(False)
         lazy = params.r1_every / (params.r1_every + 1)
         opt_g = torch.optim.Adam(generator.parameters(), lr=params.learning_rate, betas=(0.0, 0.99), eps=1e-8)
@@ -99,19 +118,21 @@ def train(params: Params, ctx: RunContext) -> Path:
             for group in optimizer.param_groups:
                 group["lr"] = optimizer.defaults["lr"]
         per_class = math.ceil(params.batch_size / len(classes))
-        streams = [run.batches(ImageFolder(folders, params.resolution, resize), per_class, stream=k)
+        streams = [run.batches(ImageFolder(folders, config.resolution, resize), per_class, stream=k)
                    for k, (_, folders) in enumerate(classes)]
         batch = per_class * len(classes)
-        labels = torch.arange(len(names), device=device).repeat_interleave(per_class) if names else None
+        labels = torch.tensor(label_of, device=device).repeat_interleave(per_class) if names else None
         shown: list[torch.Tensor] = []
         last_r1 = [0.0]
         snapshots = (KidSnapshots(run, classes, config.resolution, params.kid_every, params.kid_images, batch * world)
                      if params.kid_every and run.is_main else None)
 
         def card(kimg: float) -> dict:
-            return {"name": name, "model_kind": MODEL_KIND, "resolution": config.resolution, "classes": list(names),
-                    "description": f"StyleGAN generator, {config.resolution} px, {kimg:g} kimg"
-                                   + (f", classes {', '.join(names)}" if names else "")}
+            tuned = f" fine-tuned from {params.init}" if params.init else ""
+            return {"name": name, "model_kind": MODEL_KIND, "resolution": config.resolution,
+                    "classes": list(config.classes),
+                    "description": f"StyleGAN generator, {config.resolution} px, {kimg:g} kimg{tuned}"
+                                   + (f", classes {', '.join(config.classes)}" if config.classes else "")}
 
         def mine(tensor: torch.Tensor) -> torch.Tensor:
             """This process's share of a tensor drawn for the whole batch (every process draws it all)."""
@@ -164,7 +185,7 @@ def train(params: Params, ctx: RunContext) -> Path:
             _average_gradients(generator, world)
             opt_g.step()
             discriminator.requires_grad_(True)
-            _track_w_avg(generator, w, labels, len(names), params.w_avg_beta, world)
+            _track_w_avg(generator, w, labels, params.w_avg_beta, world)
             update_ema(average, generator, _ema_decay(index, batch * world, params.ema_kimg, params.ema_rampup))
             average.w_avg.copy_(generator.w_avg)
             shown[:] = [((reals[:PREVIEW_PER_ROW] + 1) / 2).clamp(0, 1)]
@@ -194,16 +215,17 @@ def _average_gradients(module: torch.nn.Module, world: int) -> None:
             parameter.grad /= world
 
 
-def _track_w_avg(generator: Generator, w: torch.Tensor, labels: torch.Tensor | None, classes: int, beta: float,
+def _track_w_avg(generator: Generator, w: torch.Tensor, labels: torch.Tensor | None, beta: float,
                  world: int) -> None:
-    """Move ``w_avg`` toward this step's mean w (per class), averaged over the processes."""
+    """Move ``w_avg`` toward this step's mean w (per class in the batch), averaged over the processes."""
     with torch.no_grad():
         w = w.float()
-        means = torch.stack([w[labels == k].mean(0) for k in range(classes)]) if classes else w.mean(0, keepdim=True)
+        rows = labels.unique() if labels is not None else torch.zeros(1, dtype=torch.long, device=w.device)
+        means = torch.stack([w[labels == k].mean(0) for k in rows]) if labels is not None else w.mean(0, keepdim=True)
         if world > 1:
             dist.all_reduce(means)
             means /= world
-        generator.w_avg.copy_(torch.lerp(means, generator.w_avg, beta))
+        generator.w_avg[rows] = torch.lerp(means, generator.w_avg[rows], beta)
 
 
 def _ema_decay(index: int, images_per_step: int, half_life_kimg: float, rampup: float) -> float:

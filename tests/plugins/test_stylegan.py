@@ -344,6 +344,29 @@ def test_training_with_classes_from_sub_folders(tmp_path):
     assert (tmp_path / "c-preview-0000002.png").is_file()
 
 
+def test_fine_tuning_starts_from_a_generator_and_trains_only_the_classes_given(tmp_path):
+    from plugin_host.sdk import ParameterError
+    from plugin_host_stylegan.evaluate import generated_pictures
+    from plugin_host_stylegan.models import read_generator_file
+
+    _training_data(tmp_path / "data")
+    _train(str(tmp_path / "data"), tmp_path / "start.pth", 4, class_folders=True)
+    flat = f"flat={tmp_path / 'data' / 'flat'}"
+    # the options of a new network (resolution 32 here) give way to the starting generator's own
+    _train([flat], tmp_path / "tuned.pth", 2, init=str(tmp_path / "start.pth"), learning_rate=1e-6, resolution=32)
+    _train([flat], tmp_path / "fresh.pth", 2, learning_rate=1e-6, resolution=32)
+    start, tuned, fresh = (read_generator_file(tmp_path / f"{n}.pth") for n in ("start", "tuned", "fresh"))
+    assert tuned.config == start.config and tuned.config.classes == ("dots", "flat")
+    pictures = {n: next(generated_pictures(g, 4, 1)) for n, g in (("start", start), ("tuned", tuned))}
+    assert (pictures["tuned"] - pictures["start"]).abs().mean() < 0.01  # two tiny steps from where it began
+    assert fresh.config.resolution == 32
+    # only the class trained moves its average style
+    assert torch.equal(tuned.w_avg[0], start.w_avg[0]) and not torch.equal(tuned.w_avg[1], start.w_avg[1])
+    with pytest.raises(ParameterError, match="init.*does not have the classes.*paper"):
+        _train([f"paper={tmp_path / 'data' / 'flat'}"], tmp_path / "x.pth", 1, init=str(tmp_path / "start.pth"))
+    assert not (tmp_path / "x.pth").exists()
+
+
 def test_training_honours_the_precision(tmp_path):
     """bf16 runs the networks' passes in bfloat16 (the weights and Adam stay float32): same seed, other numbers."""
     data = _training_data(tmp_path)

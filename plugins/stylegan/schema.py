@@ -173,6 +173,9 @@ TRAIN_SCHEMA = Schema(params=(
     StringParam("init", "Start from", "fine-tune this generator (a file, or an installed generator's name) "
                 "instead of starting from random weights: its network settings and classes replace the options "
                 "above, --data names some of its classes, the discriminator starts afresh", ""),
+    FloatParam("d_warmup", "Discriminator warm-up", "thousands of images the discriminator trains alone at the "
+               "start, before the generator moves: for --init, whose fresh discriminator cannot yet tell a trained "
+               "generator's pictures from real ones", 0.0, min=0.0, max=1e6),
     IntParam("iterations", "Iterations", "training steps", 20000, min=1, max=10_000_000),
     IntParam("batch_size", "Batch size", "images per step (per process under torchrun; with classes, split "
              "evenly over them and rounded up)", 8, min=1, max=256),

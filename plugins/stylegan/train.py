@@ -122,6 +122,7 @@ def train(params: Params, ctx: RunContext) -> Path:
                    for k, (_, folders) in enumerate(classes)]
         batch = per_class * len(classes)
         labels = torch.tensor(label_of, device=device).repeat_interleave(per_class) if names else None
+        warmup_steps = math.ceil(params.d_warmup * 1000 / (batch * world))
         shown: list[torch.Tensor] = []
         last_r1 = [0.0]
         snapshots = (KidSnapshots(run, classes, config.resolution, params.kid_every, params.kid_images, batch * world)
@@ -176,7 +177,19 @@ def train(params: Params, ctx: RunContext) -> Path:
                 _average_gradients(discriminator, world)
                 opt_d.step()
                 last_r1[0] = float(penalty.detach())
-            # generator: make D call its fakes real
+            if index >= warmup_steps:  # before that D trains alone, to tell a starting generator's fakes apart
+                loss_g = train_generator(index)
+            else:
+                loss_g = F.softplus(-fake_logits.detach()).mean()
+            shown[:] = [((reals[:PREVIEW_PER_ROW] + 1) / 2).clamp(0, 1)]
+            if snapshots is not None and snapshots.due(index):
+                snapshots.take(index, average, metadata, card((index + 1) * batch * world / 1000))
+            return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "r1": last_r1[0],
+                    "real_logit": float(real_logits.detach().mean()), "fake_logit": float(fake_logits.detach().mean()),
+                    "kimg": (index + 1) * batch * world / 1000}
+
+        def train_generator(index: int) -> torch.Tensor:
+            """One generator step (make D call its fakes real), then its average and ``w_avg``; G's loss."""
             discriminator.requires_grad_(False)
             fake, w = fakes(with_grad=True)
             loss_g = F.softplus(-see(fake)).mean()
@@ -188,12 +201,7 @@ def train(params: Params, ctx: RunContext) -> Path:
             _track_w_avg(generator, w, labels, params.w_avg_beta, world)
             update_ema(average, generator, _ema_decay(index, batch * world, params.ema_kimg, params.ema_rampup))
             average.w_avg.copy_(generator.w_avg)
-            shown[:] = [((reals[:PREVIEW_PER_ROW] + 1) / 2).clamp(0, 1)]
-            if snapshots is not None and snapshots.due(index):
-                snapshots.take(index, average, metadata, card((index + 1) * batch * world / 1000))
-            return {"loss_d": float(loss_d.detach()), "loss_g": float(loss_g.detach()), "r1": last_r1[0],
-                    "real_logit": float(real_logits.detach().mean()), "fake_logit": float(fake_logits.detach().mean()),
-                    "kimg": (index + 1) * batch * world / 1000}
+            return loss_g
 
         def preview(index: int) -> list[torch.Tensor]:
             return [*shown, *preview_rows(average, device)]

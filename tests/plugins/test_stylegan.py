@@ -362,6 +362,11 @@ def test_fine_tuning_starts_from_a_generator_and_trains_only_the_classes_given(t
     assert fresh.config.resolution == 32
     # only the class trained moves its average style
     assert torch.equal(tuned.w_avg[0], start.w_avg[0]) and not torch.equal(tuned.w_avg[1], start.w_avg[1])
+    # a discriminator warm-up as long as the run leaves the generator where it started, and trains D
+    _train([flat], tmp_path / "warm.pth", 2, init=str(tmp_path / "start.pth"), d_warmup=2 * 4 / 1000)
+    assert torch.equal(next(generated_pictures(read_generator_file(tmp_path / "warm.pth"), 4, 1)), pictures["start"])
+    log = [json.loads(line) for line in (tmp_path / "warm.pth.log.jsonl").read_text().splitlines()]
+    assert len(log) == 2 and log[0]["loss_d"] != log[1]["loss_d"]
     with pytest.raises(ParameterError, match="init.*does not have the classes.*paper"):
         _train([f"paper={tmp_path / 'data' / 'flat'}"], tmp_path / "x.pth", 1, init=str(tmp_path / "start.pth"))
     assert not (tmp_path / "x.pth").exists()

@@ -424,6 +424,15 @@ def test_kid_is_small_for_the_same_pictures_and_large_for_others(default_encoder
     assert relative_spread(smooth[:1], [smooth[0][:1].repeat(12, 1, 1, 1)], features) < 1e-3  # one picture, again
 
 
+def test_the_bar_wants_a_margin_beyond_the_kids_own_spread():
+    from plugin_host_stylegan.quality import well_below
+
+    assert well_below({"kid": 0.27, "kid_std": 0.05, "baseline_kid": 0.34})
+    assert not well_below({"kid": 0.32, "kid_std": 0.07, "baseline_kid": 0.34})  # below, but within the noise
+    assert not well_below({"kid": 0.40, "kid_std": 0.01, "baseline_kid": 0.34})
+    assert well_below({"kid": 0.9, "kid_std": 0.1})  # the photos themselves have no baseline
+
+
 def test_the_evaluation_command_passes_a_generator_only_where_it_beats_the_photos(tmp_path, capsys,
                                                                                    default_encoder):
     """`plugin_host stylegan-eval`: a class whose "paintings" are the generator's own pictures (other seeds) is

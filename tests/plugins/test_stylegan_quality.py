@@ -1,6 +1,6 @@
 """The shipped StyleGAN generator against its quality bar, as docs/stylegan.md states it and its card records it:
-1000 pictures a class, every painter's class closer to its collection than the training photos are (KID on the
-default encoder's pooled features), no periodic artefacts, no copied training picture. 9 to 11 minutes on two
+1000 pictures a class, every painter's class well closer to its collection than the training photos are (KID on
+the default encoder's pooled features, by more than the KID's spread over subsets), no periodic artefacts, no copied training picture. 9 to 11 minutes on two
 cores, so it is its own CI step (``pytest -m bar``), not part of the README's command."""
 import pytest
 
@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.bar]
 CLASSES = ("photo", "monet", "vangogh", "ukiyoe", "cezanne")
 
 
-def test_the_shipped_generator_is_closer_to_each_collection_than_the_photos_are(shared_dir, default_encoder):
+def test_the_shipped_generator_is_well_closer_to_each_collection_than_the_photos_are(shared_dir, default_encoder):
     from plugin_host.sdk import Session
     from plugin_host_stylegan.quality import BAR, evaluate
 
@@ -20,5 +20,5 @@ def test_the_shipped_generator_is_closer_to_each_collection_than_the_photos_are(
         assert found["peak_ok_share"] >= BAR["peak_ok_share"], (name, found)
         assert found["nearest_real_min"] > 0.2, (name, found)  # a copy of a training picture would be near 0
         if name != "photo":
-            assert found["kid"] < found["baseline_kid"], (name, found)
+            assert found["kid"] + found["kid_std"] < found["baseline_kid"], (name, found)
     assert report["meets_bar"]

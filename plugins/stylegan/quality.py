@@ -4,9 +4,10 @@ Per class, ``--images`` generated pictures (default 1000; random noise, no trunc
 class's training pictures, as the trainer saw them: KID on the default encoder's pooled features
 (:mod:`.evaluate`), and beside it the baseline, the KID of the training photos (the ``--baseline`` class) to the
 same collection. The bar: every painter's class well below the photos' distance to its collection (by more than
-the KID's own spread over subsets, so the margin is not the measurement's noise), and no periodic artefacts (``peak`` ≤ 3.5 on at least 90 % of 100 pictures a class). Also reported: each generated picture's
-distance to its nearest training picture (memorisation check: 1 = as far apart as two training pictures) and
-the spread of the generated pictures (mode-collapse check: 1 = as varied as the training pictures).
+the KID's own spread over subsets, so the margin is not the measurement's noise), and no periodic artefacts
+(``peak`` ≤ 3.5 on at least 90 % of 100 pictures a class). Also reported: each generated picture's distance
+to its nearest training picture (memorisation check: 1 = as far apart as two training pictures) and the spread
+of the generated pictures (mode-collapse check: 1 = as varied as the training pictures).
 Nothing here imports torch until the command runs.
 """
 from __future__ import annotations
@@ -120,7 +121,8 @@ def evaluate(ctx: Any, source: str | Path, folders: dict[str, list[Path]], basel
     meets = all(f["peak_ok_share"] >= BAR["peak_ok_share"] and well_below(f) for f in found.values())
     return {"generator": str(source), "images": images, "baseline": baseline if baseline in real else None,
             "classes": found, "meets_bar": meets,
-            "bar": {**BAR, "kid": f"KID + its spread over subsets below the {baseline} pictures' KID to each collection"}}
+            "bar": {**BAR, "kid": f"KID + its spread over subsets below the {baseline} pictures' KID to each "
+                                  "collection"}}
 
 
 def well_below(found: dict[str, float]) -> bool:
